@@ -1,0 +1,64 @@
+//! Elementwise kernels of a training step: ReLU and per-channel bias add.
+//!
+//! Large arrays are split into fixed-size chunks (independent of the thread count).
+
+use rayon::prelude::*;
+
+use crate::threading;
+
+/// Elements per parallel task; below twice this, the op stays on the calling thread.
+const CHUNK: usize = 1 << 15;
+
+/// Applies `f` to matching chunks of `out` and `inputs`, in parallel when large.
+fn zip_chunks<const K: usize>(
+    out: &mut [f32],
+    inputs: [&[f32]; K],
+    f: impl Fn(&mut [f32], [&[f32]; K]) + Sync + Send,
+) {
+    let piece = |c: usize, o: &mut [f32]| {
+        let start = c * CHUNK;
+        f(o, inputs.map(|x| &x[start..start + o.len()]));
+    };
+    if out.len() < 2 * CHUNK {
+        f(out, inputs);
+    } else {
+        threading::install(|| {
+            out.par_chunks_mut(CHUNK)
+                .enumerate()
+                .for_each(|(c, o)| piece(c, o))
+        });
+    }
+}
+
+/// y = max(x, 0); NaN stays NaN (as PyTorch).
+pub fn relu_forward(x: &[f32], y: &mut [f32]) {
+    zip_chunks(y, [x], |ys, [xs]| {
+        for (o, &v) in ys.iter_mut().zip(xs) {
+            *o = if v > 0.0 || v.is_nan() { v } else { 0.0 };
+        }
+    });
+}
+
+/// dx = dy where y > 0, else 0 (`y` is the forward output, or its input).
+pub fn relu_backward(dy: &[f32], y: &[f32], dx: &mut [f32]) {
+    zip_chunks(dx, [dy, y], |ds, [gs, ys]| {
+        for ((o, &g), &v) in ds.iter_mut().zip(gs).zip(ys) {
+            *o = if v > 0.0 { g } else { 0.0 };
+        }
+    });
+}
+
+/// y[n, c, ...] += bias[c] in place, for an array viewed as (n, c, inner).
+pub fn bias_add_inplace(y: &mut [f32], bias: &[f32], inner: usize) {
+    let c = bias.len();
+    let inner = inner.max(1);
+    let work = |(row, out): (usize, &mut [f32])| {
+        let b = bias[row % c];
+        out.iter_mut().for_each(|v| *v += b);
+    };
+    if y.len() < 2 * CHUNK {
+        y.chunks_mut(inner).enumerate().for_each(work);
+    } else {
+        threading::install(|| y.par_chunks_mut(inner).enumerate().for_each(work));
+    }
+}

@@ -1,0 +1,150 @@
+//! Turning Python arguments into validated Rust values, with messages that name
+//! the op, the argument and the shapes, and say how to fix the input.
+
+use numpy::{
+    Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
+    PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::prelude::*;
+
+use crate::error::KernelError;
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// Checks that `obj` is a C-contiguous numpy array of `T` with `ndim` dimensions.
+fn checked<'py, T: Element>(
+    op: &str,
+    name: &str,
+    obj: &Bound<'py, PyAny>,
+    ndim: Option<usize>,
+    want: &str,
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let Ok(untyped) = obj.cast::<PyUntypedArray>() else {
+        return Err(KernelError::DType(format!(
+            "{op}: argument `{name}` must be a numpy.ndarray of {want}, got {}",
+            type_name(obj)
+        ))
+        .into());
+    };
+    let shape = untyped.shape().to_vec();
+    let dtype = untyped.dtype();
+    if !dtype.is_equiv_to(&numpy::dtype::<T>(obj.py())) {
+        return Err(KernelError::DType(format!(
+            "{op}: argument `{name}` must have dtype {want}, got {} with shape {shape:?}; convert it with .astype(numpy.{want})",
+            dtype.str()?
+        ))
+        .into());
+    }
+    if let Some(n) = ndim {
+        if shape.len() != n {
+            return Err(KernelError::Shape(format!(
+                "{op}: argument `{name}` must have {n} dimensions, got shape {shape:?}"
+            ))
+            .into());
+        }
+    }
+    if !untyped.is_c_contiguous() {
+        return Err(KernelError::Layout(format!(
+            "{op}: argument `{name}` (shape {shape:?}) is not C-contiguous; pass numpy.ascontiguousarray({name})"
+        ))
+        .into());
+    }
+    Ok(obj.cast::<PyArrayDyn<T>>()?.clone())
+}
+
+fn borrow_error(op: &str, name: &str) -> PyErr {
+    KernelError::Layout(format!(
+        "{op}: argument `{name}` is already borrowed for writing (the same array passed twice, or written by another call right now)"
+    ))
+    .into()
+}
+
+/// A read-only float32 input.
+pub fn f32_in<'py>(
+    op: &str,
+    name: &str,
+    obj: &Bound<'py, PyAny>,
+    ndim: Option<usize>,
+) -> PyResult<PyReadonlyArrayDyn<'py, f32>> {
+    checked::<f32>(op, name, obj, ndim, "float32")?
+        .try_readonly()
+        .map_err(|_| borrow_error(op, name))
+}
+
+/// A float32 array updated in place.
+pub fn f32_inout<'py>(
+    op: &str,
+    name: &str,
+    obj: &Bound<'py, PyAny>,
+    ndim: Option<usize>,
+) -> PyResult<PyReadwriteArrayDyn<'py, f32>> {
+    let arr = checked::<f32>(op, name, obj, ndim, "float32")?;
+    arr.try_readwrite().map_err(|e| match e {
+        numpy::BorrowError::NotWriteable => KernelError::Layout(format!(
+            "{op}: argument `{name}` is read-only; pass a writeable array"
+        ))
+        .into(),
+        _ => borrow_error(op, name),
+    })
+}
+
+pub fn i64_in<'py>(
+    op: &str,
+    name: &str,
+    obj: &Bound<'py, PyAny>,
+    ndim: Option<usize>,
+) -> PyResult<PyReadonlyArrayDyn<'py, i64>> {
+    checked::<i64>(op, name, obj, ndim, "int64")?
+        .try_readonly()
+        .map_err(|_| borrow_error(op, name))
+}
+
+pub fn i32_in<'py>(
+    op: &str,
+    name: &str,
+    obj: &Bound<'py, PyAny>,
+    ndim: Option<usize>,
+) -> PyResult<PyReadonlyArrayDyn<'py, i32>> {
+    checked::<i32>(op, name, obj, ndim, "int32")?
+        .try_readonly()
+        .map_err(|_| borrow_error(op, name))
+}
+
+/// A new C-contiguous array that the kernel will overwrite completely.
+pub fn new_array<'py, T: Element>(py: Python<'py>, shape: &[usize]) -> Bound<'py, PyArrayDyn<T>> {
+    // SAFETY: every kernel overwrites its whole output (the kernels' CONTRACT), so the
+    // uninitialised memory is never read, and f32 / i32 have no invalid bit patterns.
+    unsafe { PyArrayDyn::<T>::new(py, shape.to_vec(), false) }
+}
+
+/// Shape as a fixed array, e.g. NCHW.
+pub fn shape4(a: &PyReadonlyArrayDyn<'_, f32>) -> [usize; 4] {
+    let s = a.shape();
+    [s[0], s[1], s[2], s[3]]
+}
+
+/// Non-negative (or positive, with `min = 1`) integer tuple arguments.
+pub fn usizes<const N: usize>(op: &str, name: &str, v: [i64; N], min: i64) -> PyResult<[usize; N]> {
+    if v.iter().any(|&x| x < min) {
+        let what = if min > 0 { "positive" } else { "non-negative" };
+        return Err(
+            KernelError::Argument(format!("{op}: {name} must be {what}, got {v:?}")).into(),
+        );
+    }
+    Ok(v.map(|x| x as usize))
+}
+
+/// Input shape given as a tuple (for backward ops that never saw the input).
+pub fn shape_arg4(op: &str, name: &str, v: Vec<i64>) -> PyResult<[usize; 4]> {
+    let arr: [i64; 4] = v.clone().try_into().map_err(|_| {
+        PyErr::from(KernelError::Shape(format!(
+            "{op}: {name} must have 4 entries (N, C, H, W), got {v:?}"
+        )))
+    })?;
+    usizes(op, name, arr, 0)
+}

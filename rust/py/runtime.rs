@@ -1,0 +1,45 @@
+//! Thread count and SIMD path controls.
+
+use pyo3::prelude::*;
+
+use crate::error::KernelError;
+use crate::kernels::simd;
+use crate::threading;
+
+/// Sets the number of threads every kernel uses (>= 1).
+#[pyfunction]
+pub fn set_num_threads(n: i64) -> PyResult<()> {
+    if n < 1 {
+        return Err(
+            KernelError::Argument(format!("set_num_threads: n must be >= 1, got {n}")).into(),
+        );
+    }
+    threading::set_num_threads(n as usize);
+    Ok(())
+}
+
+#[pyfunction]
+pub fn get_num_threads() -> usize {
+    threading::num_threads()
+}
+
+/// Forces the portable (non-SIMD) kernels when True; for testing and comparison.
+#[pyfunction]
+pub fn set_force_fallback(force: bool) {
+    simd::set_force_fallback(force);
+}
+
+#[pyfunction]
+pub fn get_force_fallback() -> bool {
+    simd::force_fallback()
+}
+
+/// The kernel path in use now: "avx2+fma" or "portable".
+#[pyfunction]
+pub fn simd_path() -> &'static str {
+    if simd::use_avx2_fma() {
+        "avx2+fma"
+    } else {
+        "portable"
+    }
+}
