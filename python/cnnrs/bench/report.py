@@ -1,0 +1,160 @@
+"""Print, save (JSON) and plot (PNG) the suite's results.
+
+The table has one row per case: each contender's median in the case's unit,
+then cnnrs's advantage over each anchor (> 1: cnnrs better; throughput
+cnnrs / anchor, or anchor / cnnrs for lower-is-better metrics). An anchor that
+is not installed reads "missing"; a contender that failed reads "error" with
+the message listed under the table. A blank cell means the anchor does not do
+that case (numpy has no convolution).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Optional
+
+from .timing import SUBJECT, CaseResult, Measurement
+
+
+def _anchor_names(results: list[CaseResult]) -> list[str]:
+    names: list[str] = []
+    for r in results:
+        for name in r.anchors:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _number(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.3g}"
+
+
+def _cell(m: Optional[Measurement]) -> str:
+    if m is None:
+        return ""
+    if m.ok:
+        return _number(m.value)
+    if m.missing:
+        return "missing"
+    if m.error:
+        return "error"
+    return "-"
+
+
+def _ratio_cell(result: CaseResult, anchor: str) -> str:
+    if result.get(anchor) is None:
+        return ""
+    ratio = result.advantage(anchor)
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
+def format_table(results: list[CaseResult], header: str = "") -> str:
+    """The results as a plain-text table, grouped, with notes and errors listed below."""
+    anchors = _anchor_names(results)
+    columns = ["case", "unit", SUBJECT, *anchors, *[f"vs {a}" for a in anchors]]
+    rows: list[list[str]] = []
+    footnotes: list[str] = []
+    group = None
+    for r in results:
+        if r.group != group:
+            group = r.group
+            rows.append([f"[{group}]"] + [""] * (len(columns) - 1))
+        unit = r.unit + ("" if r.higher_is_better else " (lower better)")
+        cells = [r.name, unit, _cell(r.get(SUBJECT))]
+        cells += [_cell(r.get(a)) for a in anchors]
+        cells += [_ratio_cell(r, a) for a in anchors]
+        rows.append(cells)
+        for m in r.measurements:
+            if m.error:
+                footnotes.append(f"{r.name} [{m.name}] error: {m.error}")
+            elif m.missing:
+                footnotes.append(f"{r.name} [{m.name}] missing: {m.missing}")
+        if r.note:
+            footnotes.append(f"{r.name}: {r.note}")
+    widths = [
+        max(len(columns[i]), *(len(row[i]) for row in rows)) if rows else len(columns[i])
+        for i in range(len(columns))
+    ]
+
+    def line(cells: list[str]) -> str:
+        first = cells[0].ljust(widths[0])
+        return "  ".join([first, *(c.rjust(w) for c, w in zip(cells[1:], widths[1:]))]).rstrip()
+
+    out = [header] if header else []
+    out += [line(columns), line(["-" * w for w in widths])]
+    out += [line(row) for row in rows]
+    out.append("")
+    out.append("vs X: cnnrs's advantage over X, > 1 means cnnrs is better (faster / smaller).")
+    out += _deduplicated(footnotes)
+    return "\n".join(out)
+
+
+def _deduplicated(lines: list[str]) -> list[str]:
+    seen: set[str] = set()
+    kept = []
+    for text in lines:
+        if text not in seen:
+            seen.add(text)
+            kept.append(text)
+    return kept
+
+
+def to_json(results: list[CaseResult], meta: dict) -> dict:
+    """A JSON-able dict: the run's metadata, every measurement with its samples, and the ratios."""
+    cases = []
+    for r in results:
+        entry = asdict(r)
+        entry["advantage"] = {a: r.advantage(a) for a in r.anchors}
+        cases.append(entry)
+    return {"meta": meta, "cases": cases}
+
+
+def save_json(results: list[CaseResult], meta: dict, path: str) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(to_json(results, meta), f, indent=2)
+        f.write("\n")
+
+
+def save_png(results: list[CaseResult], path: str, title: str = "") -> None:
+    """A horizontal bar chart of cnnrs's advantage over each anchor (log scale, 1 = parity)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    anchors = _anchor_names(results)
+    labels: list[str] = []
+    bars: dict[str, list[float]] = {a: [] for a in anchors}
+    for r in results:
+        ratios = {a: r.advantage(a) for a in anchors}
+        if all(v is None for v in ratios.values()):
+            continue
+        labels.append(r.name)
+        for a in anchors:
+            bars[a].append(ratios[a] if ratios[a] is not None else float("nan"))
+    if not labels:
+        labels, bars = ["(no ratios)"], {a: [float("nan")] for a in anchors} or {"": [float("nan")]}
+    height = 0.8 / max(1, len(bars))
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(labels) * max(1, len(bars)) ** 0.5 + 1.5))
+    for i, (anchor, values) in enumerate(bars.items()):
+        positions = [row + i * height for row in range(len(labels))]
+        ax.barh(positions, values, height=height, label=f"vs {anchor}")
+    ax.set_yticks([row + height * (len(bars) - 1) / 2 for row in range(len(labels))])
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_xlabel("cnnrs advantage (> 1: cnnrs faster / smaller)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
