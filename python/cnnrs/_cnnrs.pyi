@@ -62,8 +62,17 @@ def max_pool2d_forward(
     padding: tuple[int, int] = (0, 0),
     dilation: tuple[int, int] = (1, 1),
     ceil_mode: bool = False,
+    relu: bool = False,
 ) -> tuple[F32, I32]:
-    """(y, argmax); argmax is the flat index y*W + x in each input plane."""
+    """(y, argmax); argmax is the flat index y*W + x in each input plane, or -1
+    where no input gets a gradient (a window that lies entirely in the padding,
+    which needs dilation; PyTorch returns an out-of-plane index there).
+
+    Values and argmax equal PyTorch's, NaN included (a NaN in the window wins).
+    ``relu=True`` returns ``max_pool(relu(x))``, computed as ``max(max_pool(x), 0)``;
+    argmax is -1 where the output is clamped to 0, so max_pool2d_backward gives
+    PyTorch's relu -> max_pool gradient (zero where the pooled value <= 0).
+    NaN outputs stay NaN and keep their argmax."""
 
 def max_pool2d_backward(
     grad_output: F32,

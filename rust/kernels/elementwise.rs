@@ -39,11 +39,12 @@ pub fn relu_forward(x: &[f32], y: &mut [f32]) {
     });
 }
 
-/// dx = dy where y > 0, else 0 (`y` is the forward output, or its input).
+/// dx = 0 where y <= 0, else dy (`y` is the forward output, or its input).
+/// As PyTorch's `threshold_backward`, a NaN `y` lets the gradient through.
 pub fn relu_backward(dy: &[f32], y: &[f32], dx: &mut [f32]) {
     zip_chunks(dx, [dy, y], |ds, [gs, ys]| {
         for ((o, &g), &v) in ds.iter_mut().zip(gs).zip(ys) {
-            *o = if v > 0.0 { g } else { 0.0 };
+            *o = if v <= 0.0 { 0.0 } else { g };
         }
     });
 }
@@ -51,14 +52,30 @@ pub fn relu_backward(dy: &[f32], y: &[f32], dx: &mut [f32]) {
 /// y[n, c, ...] += bias[c] in place, for an array viewed as (n, c, inner).
 pub fn bias_add_inplace(y: &mut [f32], bias: &[f32], inner: usize) {
     let c = bias.len();
-    let inner = inner.max(1);
-    let work = |(row, out): (usize, &mut [f32])| {
-        let b = bias[row % c];
-        out.iter_mut().for_each(|v| *v += b);
+    let row = c * inner.max(1); // one sample: c planes of `inner` elements
+    if row == 0 {
+        return;
+    }
+    let add_sample = |sample: &mut [f32]| {
+        if inner <= 1 {
+            // (N, C): one contiguous pass per row of C values.
+            for (v, &b) in sample.iter_mut().zip(bias) {
+                *v += b;
+            }
+        } else {
+            for (plane, &b) in sample.chunks_mut(inner).zip(bias) {
+                plane.iter_mut().for_each(|v| *v += b);
+            }
+        }
     };
     if y.len() < 2 * CHUNK {
-        y.chunks_mut(inner).enumerate().for_each(work);
+        y.chunks_mut(row).for_each(add_sample);
     } else {
-        threading::install(|| y.par_chunks_mut(inner).enumerate().for_each(work));
+        // Whole samples per task, about CHUNK elements each.
+        let per_task = (CHUNK / row).max(1) * row;
+        threading::install(|| {
+            y.par_chunks_mut(per_task)
+                .for_each(|group| group.chunks_mut(row).for_each(add_sample))
+        });
     }
 }

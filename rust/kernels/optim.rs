@@ -1,6 +1,10 @@
-//! In-place optimiser updates with PyTorch's exact formulas (torch.optim.SGD,
-//! Adam and AdamW, single-tensor path). Each element is updated independently,
-//! so the split across threads cannot change results.
+//! In-place optimiser updates with PyTorch's formulas (torch.optim.SGD, Adam
+//! and AdamW, single-tensor path).
+//!
+//! One call updates every parameter of an optimiser: all tensors are cut into
+//! fixed-size chunks and the chunks run as one parallel loop (one rayon
+//! wake-up per step, not one per tensor), or serially when the step is small.
+//! Each element is updated independently, so the split cannot change results.
 
 use rayon::prelude::*;
 
@@ -8,6 +12,8 @@ use crate::threading;
 
 /// Elements per parallel task.
 const CHUNK: usize = 1 << 14;
+/// Below this many elements in all tensors together, the step stays serial.
+const PARALLEL_MIN_ELEMS: usize = 1 << 16;
 
 #[derive(Clone, Copy, Debug)]
 pub struct SgdConfig {
@@ -19,49 +25,56 @@ pub struct SgdConfig {
     pub maximize: bool,
 }
 
-/// One SGD step on one parameter. `momentum_buf` is required when momentum != 0;
-/// on the first step (`first_step`) it is set to the gradient, as PyTorch does.
-pub fn sgd_step(
-    cfg: &SgdConfig,
-    param: &mut [f32],
-    grad: &[f32],
-    momentum_buf: Option<&mut [f32]>,
-    first_step: bool,
-) {
+/// One parameter's slices for an SGD step. `momentum_buf` is used when momentum != 0.
+pub struct SgdTensor<'a> {
+    pub param: &'a mut [f32],
+    pub grad: &'a [f32],
+    pub momentum_buf: Option<&'a mut [f32]>,
+}
+
+/// One SGD step on every tensor. On the first step (`first_step`) the momentum
+/// buffers are set to the gradient, as PyTorch does.
+pub fn sgd_step(cfg: &SgdConfig, tensors: Vec<SgdTensor<'_>>, first_step: bool) {
     let c = *cfg;
-    let update = move |p: &mut f32, g: f32, buf: Option<&mut f32>| {
-        let mut d = if c.maximize { -g } else { g };
-        if c.weight_decay != 0.0 {
-            d += c.weight_decay * *p;
+    let use_momentum = c.momentum != 0.0;
+    let total = tensors.iter().map(|t| t.param.len()).sum();
+    let mut pieces = Vec::new();
+    for t in tensors {
+        let bufs: Box<dyn Iterator<Item = Option<&mut [f32]>>> = match t.momentum_buf {
+            Some(b) if use_momentum => Box::new(b.chunks_mut(CHUNK).map(Some)),
+            _ => Box::new(std::iter::repeat_with(|| None)),
+        };
+        pieces.extend(
+            t.param
+                .chunks_mut(CHUNK)
+                .zip(t.grad.chunks(CHUNK))
+                .zip(bufs)
+                .map(|((p, g), b)| (p, g, b)),
+        );
+    }
+    run(pieces, total, |(p, g, b)| sgd_chunk(&c, first_step, p, g, b));
+}
+
+fn sgd_chunk(c: &SgdConfig, first_step: bool, param: &mut [f32], grad: &[f32], buf: Option<&mut [f32]>) {
+    let sign = if c.maximize { -1.0f32 } else { 1.0 };
+    let (lr, wd, m, damp) = (c.lr, c.weight_decay, c.momentum, 1.0 - c.dampening);
+    // PyTorch skips the weight-decay term when it is 0 (0 * inf would be NaN).
+    let decayed = |p: f32, g: f32| if wd != 0.0 { sign * g + wd * p } else { sign * g };
+    match buf {
+        None => {
+            for (p, &g) in param.iter_mut().zip(grad) {
+                *p -= lr * decayed(*p, g);
+            }
         }
-        if let Some(b) = buf {
-            *b = if first_step {
-                d
-            } else {
-                c.momentum * *b + (1.0 - c.dampening) * d
-            };
-            d = if c.nesterov { d + c.momentum * *b } else { *b };
+        Some(buf) => {
+            for ((p, &g), b) in param.iter_mut().zip(grad).zip(buf) {
+                let d = decayed(*p, g);
+                *b = if first_step { d } else { m * *b + damp * d };
+                let step = if c.nesterov { d + m * *b } else { *b };
+                *p -= lr * step;
+            }
         }
-        *p -= c.lr * d;
-    };
-    threading::install(|| match momentum_buf {
-        Some(buf) => param
-            .par_chunks_mut(CHUNK)
-            .zip(grad.par_chunks(CHUNK))
-            .zip(buf.par_chunks_mut(CHUNK))
-            .for_each(|((p, g), b)| {
-                p.iter_mut()
-                    .zip(g)
-                    .zip(b)
-                    .for_each(|((p, &g), b)| update(p, g, Some(b)));
-            }),
-        None => param
-            .par_chunks_mut(CHUNK)
-            .zip(grad.par_chunks(CHUNK))
-            .for_each(|(p, g)| {
-                p.iter_mut().zip(g).for_each(|(p, &g)| update(p, g, None));
-            }),
-    });
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -79,61 +92,114 @@ pub struct AdamConfig {
     pub step: u64,
 }
 
-/// One Adam / AdamW step on one parameter. `max_exp_avg_sq` is required when amsgrad.
-pub fn adam_step(
-    cfg: &AdamConfig,
+/// One parameter's slices for an Adam step; `max_exp_avg_sq` is used when amsgrad.
+pub struct AdamTensor<'a> {
+    pub param: &'a mut [f32],
+    pub grad: &'a [f32],
+    pub exp_avg: &'a mut [f32],
+    pub exp_avg_sq: &'a mut [f32],
+    pub max_exp_avg_sq: Option<&'a mut [f32]>,
+}
+
+type AdamPiece<'a> = (
+    &'a mut [f32],
+    &'a [f32],
+    &'a mut [f32],
+    &'a mut [f32],
+    Option<&'a mut [f32]>,
+);
+
+/// One Adam / AdamW step on every tensor.
+pub fn adam_step(cfg: &AdamConfig, tensors: Vec<AdamTensor<'_>>) {
+    let c = *cfg;
+    // Bias corrections in f64, as PyTorch computes them in Python floats.
+    let bias_correction1 = 1.0 - (c.beta1 as f64).powf(c.step as f64);
+    let bias_correction2 = 1.0 - (c.beta2 as f64).powf(c.step as f64);
+    let k = AdamConstants {
+        step_size: (c.lr as f64 / bias_correction1) as f32,
+        bc2_sqrt: bias_correction2.sqrt() as f32,
+        decay: (1.0 - c.lr as f64 * c.weight_decay as f64) as f32,
+    };
+    let total = tensors.iter().map(|t| t.param.len()).sum();
+    let mut pieces: Vec<AdamPiece<'_>> = Vec::new();
+    for t in tensors {
+        let vmax: Box<dyn Iterator<Item = Option<&mut [f32]>>> = match t.max_exp_avg_sq {
+            Some(v) if c.amsgrad => Box::new(v.chunks_mut(CHUNK).map(Some)),
+            _ => Box::new(std::iter::repeat_with(|| None)),
+        };
+        pieces.extend(
+            t.param
+                .chunks_mut(CHUNK)
+                .zip(t.grad.chunks(CHUNK))
+                .zip(t.exp_avg.chunks_mut(CHUNK))
+                .zip(t.exp_avg_sq.chunks_mut(CHUNK))
+                .zip(vmax)
+                .map(|((((p, g), m), v), vm)| (p, g, m, v, vm)),
+        );
+    }
+    run(pieces, total, |(p, g, m, v, vm)| adam_chunk(&c, &k, p, g, m, v, vm));
+}
+
+struct AdamConstants {
+    step_size: f32,
+    bc2_sqrt: f32,
+    /// AdamW's weight factor 1 - lr * weight_decay.
+    decay: f32,
+}
+
+fn adam_chunk(
+    c: &AdamConfig,
+    k: &AdamConstants,
     param: &mut [f32],
     grad: &[f32],
     exp_avg: &mut [f32],
     exp_avg_sq: &mut [f32],
     max_exp_avg_sq: Option<&mut [f32]>,
 ) {
-    let c = *cfg;
-    let bias_correction1 = 1.0 - (c.beta1 as f64).powf(c.step as f64);
-    let bias_correction2 = 1.0 - (c.beta2 as f64).powf(c.step as f64);
-    let step_size = (c.lr as f64 / bias_correction1) as f32;
-    let bc2_sqrt = bias_correction2.sqrt() as f32;
-    let update = move |p: &mut f32, g: f32, m: &mut f32, v: &mut f32, vmax: Option<&mut f32>| {
-        let mut g = if c.maximize { -g } else { g };
-        if c.weight_decay != 0.0 {
-            if c.decoupled_weight_decay {
-                *p *= 1.0 - c.lr * c.weight_decay;
-            } else {
-                g += c.weight_decay * *p;
-            }
+    let sign = if c.maximize { -1.0f32 } else { 1.0 };
+    let (b1, b2, eps) = (1.0 - c.beta1, c.beta2, c.eps);
+    let coupled_wd = if c.decoupled_weight_decay { 0.0 } else { c.weight_decay };
+    let decoupled = c.decoupled_weight_decay && c.weight_decay != 0.0;
+    // Gradient with L2 decay and the exp_avg / exp_avg_sq updates; returns the new (m, v).
+    let moments = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32| {
+        let mut g = sign * g;
+        if decoupled {
+            *p *= k.decay;
+        } else if coupled_wd != 0.0 {
+            g += coupled_wd * *p;
         }
-        *m += (g - *m) * (1.0 - c.beta1);
-        *v = c.beta2 * *v + (1.0 - c.beta2) * g * g;
-        let second = match vmax {
-            Some(vm) => {
-                *vm = vm.max(*v);
-                *vm
-            }
-            None => *v,
-        };
-        let denom = second.sqrt() / bc2_sqrt + c.eps;
-        *p -= step_size * *m / denom;
+        *m += (g - *m) * b1; // torch.lerp with weight 1 - beta1
+        *v = b2 * *v + (1.0 - b2) * g * g;
     };
-    threading::install(|| {
-        let base = param
-            .par_chunks_mut(CHUNK)
-            .zip(grad.par_chunks(CHUNK))
-            .zip(exp_avg.par_chunks_mut(CHUNK))
-            .zip(exp_avg_sq.par_chunks_mut(CHUNK));
-        match max_exp_avg_sq {
-            Some(vmax) => {
-                base.zip(vmax.par_chunks_mut(CHUNK))
-                    .for_each(|((((p, g), m), v), vm)| {
-                        for i in 0..p.len() {
-                            update(&mut p[i], g[i], &mut m[i], &mut v[i], Some(&mut vm[i]));
-                        }
-                    })
+    let apply = |p: &mut f32, m: f32, second: f32| {
+        *p -= k.step_size * m / (second.sqrt() / k.bc2_sqrt + eps);
+    };
+    let pgmv = param.iter_mut().zip(grad).zip(exp_avg.iter_mut()).zip(exp_avg_sq.iter_mut());
+    match max_exp_avg_sq {
+        None => {
+            for (((p, &g), m), v) in pgmv {
+                moments(p, g, m, v);
+                apply(p, *m, *v);
             }
-            None => base.for_each(|(((p, g), m), v)| {
-                for i in 0..p.len() {
-                    update(&mut p[i], g[i], &mut m[i], &mut v[i], None);
-                }
-            }),
         }
-    });
+        Some(vmax) => {
+            for ((((p, &g), m), v), vm) in pgmv.zip(vmax) {
+                moments(p, g, m, v);
+                // torch.maximum: NaN in either stays NaN (f32::max would drop it).
+                if *v > *vm || v.is_nan() {
+                    *vm = *v;
+                }
+                apply(p, *m, *vm);
+            }
+        }
+    }
+}
+
+/// Runs `f` on every piece: serially for small steps, else as one parallel loop.
+fn run<T: Send>(pieces: Vec<T>, total_elems: usize, f: impl Fn(T) + Sync + Send) {
+    if total_elems < PARALLEL_MIN_ELEMS || pieces.len() < 2 {
+        pieces.into_iter().for_each(f);
+    } else {
+        threading::install(|| pieces.into_par_iter().for_each(f));
+    }
 }

@@ -5,7 +5,7 @@ use pyo3::prelude::*;
 
 use super::arrays::{f32_in, f32_inout};
 use crate::error::KernelError;
-use crate::kernels::optim::{self, AdamConfig, SgdConfig};
+use crate::kernels::optim::{self, AdamConfig, AdamTensor, SgdConfig, SgdTensor};
 
 fn inouts<'py>(
     op: &str,
@@ -103,31 +103,23 @@ pub fn sgd_step(
         nesterov,
         maximize,
     };
-    let mut p_s: Vec<&mut [f32]> = ps
-        .iter_mut()
-        .map(|p| p.as_slice_mut())
-        .collect::<Result<_, _>>()?;
     let g_s: Vec<&[f32]> = gs.iter().map(|g| g.as_slice()).collect::<Result<_, _>>()?;
-    let mut b_s: Option<Vec<&mut [f32]>> = bufs
-        .as_mut()
-        .map(|b| {
-            b.iter_mut()
-                .map(|a| a.as_slice_mut())
-                .collect::<Result<_, _>>()
-        })
-        .transpose()?;
-    py.detach(|| {
-        for (i, (p, g)) in p_s.iter_mut().zip(&g_s).enumerate() {
-            let buf = b_s.as_mut().map(|b| &mut *b[i]);
-            optim::sgd_step(
-                &cfg,
-                p,
-                g,
-                if momentum != 0.0 { buf } else { None },
-                first_step,
-            );
-        }
-    });
+    let mut b_s: Vec<Option<&mut [f32]>> = match bufs.as_mut() {
+        Some(b) => b
+            .iter_mut()
+            .map(|a| a.as_slice_mut().map(Some))
+            .collect::<Result<_, _>>()?,
+        None => ps.iter().map(|_| None).collect(),
+    };
+    let mut tensors = Vec::with_capacity(ps.len());
+    for ((p, g), b) in ps.iter_mut().zip(g_s).zip(b_s.iter_mut()) {
+        tensors.push(SgdTensor {
+            param: p.as_slice_mut()?,
+            grad: g,
+            momentum_buf: b.take(),
+        });
+    }
+    py.detach(|| optim::sgd_step(&cfg, tensors, first_step));
     Ok(())
 }
 
@@ -189,32 +181,21 @@ pub fn adam_step(
         maximize,
         step: step as u64,
     };
-    let mut p_s: Vec<&mut [f32]> = ps
-        .iter_mut()
-        .map(|p| p.as_slice_mut())
-        .collect::<Result<_, _>>()?;
-    let g_s: Vec<&[f32]> = gs.iter().map(|g| g.as_slice()).collect::<Result<_, _>>()?;
-    let mut m_s: Vec<&mut [f32]> = ms
-        .iter_mut()
-        .map(|p| p.as_slice_mut())
-        .collect::<Result<_, _>>()?;
-    let mut v_s: Vec<&mut [f32]> = vs
-        .iter_mut()
-        .map(|p| p.as_slice_mut())
-        .collect::<Result<_, _>>()?;
-    let mut x_s: Option<Vec<&mut [f32]>> = vmax
-        .as_mut()
-        .map(|b| {
-            b.iter_mut()
-                .map(|a| a.as_slice_mut())
-                .collect::<Result<_, _>>()
-        })
-        .transpose()?;
-    py.detach(|| {
-        for i in 0..p_s.len() {
-            let vm = x_s.as_mut().filter(|_| amsgrad).map(|b| &mut *b[i]);
-            optim::adam_step(&cfg, p_s[i], g_s[i], m_s[i], v_s[i], vm);
-        }
-    });
+    let mut tensors = Vec::with_capacity(ps.len());
+    let mut vmax_iter = vmax.as_mut().map(|v| v.iter_mut());
+    for (((p, g), m), v) in ps.iter_mut().zip(&gs).zip(ms.iter_mut()).zip(vs.iter_mut()) {
+        let vm = match vmax_iter.as_mut().and_then(|it| it.next()) {
+            Some(a) if amsgrad => Some(a.as_slice_mut()?),
+            _ => None,
+        };
+        tensors.push(AdamTensor {
+            param: p.as_slice_mut()?,
+            grad: g.as_slice()?,
+            exp_avg: m.as_slice_mut()?,
+            exp_avg_sq: v.as_slice_mut()?,
+            max_exp_avg_sq: vm,
+        });
+    }
+    py.detach(|| optim::adam_step(&cfg, tensors));
     Ok(())
 }

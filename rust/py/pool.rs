@@ -1,11 +1,44 @@
 //! max_pool2d / avg_pool2d forward and backward bindings.
 
-use numpy::{PyArrayMethods, PyUntypedArrayMethods};
+use numpy::npyffi::{npy_intp, PY_ARRAY_API};
+use numpy::{Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{f32_in, i32_in, new_array, shape4, shape_arg4, usizes};
-use crate::error::KernelError;
+use super::arrays::{f32_in, i32_in, shape4, shape_arg4, usizes};
+use crate::error::{checked_product, KernelError};
 use crate::kernels::pool::{self, Pool2dParams};
+
+/// A new uninitialised C-contiguous array, like `arrays::new_array`, except
+/// that a failed allocation (an absurd `input_shape` given to a backward)
+/// raises MemoryError / SizeOverflowError instead of panicking.
+fn try_new_array<'py, T: Element>(
+    py: Python<'py>,
+    op: &str,
+    what: &str,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let elems = checked_product(op, what, shape)?;
+    if elems > isize::MAX as usize / std::mem::size_of::<T>() {
+        return Err(KernelError::Overflow(format!(
+            "{op}: {what} of shape {shape:?} needs more bytes than an array can hold"
+        ))
+        .into());
+    }
+    let mut dims: Vec<npy_intp> = shape.iter().map(|&d| d as npy_intp).collect();
+    // SAFETY: PyArray_Empty gets a valid dims buffer and steals the dtype reference;
+    // a NULL result is turned into the pending Python error. Every kernel
+    // overwrites its whole output, so the uninitialised memory is never read.
+    unsafe {
+        let ptr = PY_ARRAY_API.PyArray_Empty(
+            py,
+            dims.len() as std::os::raw::c_int,
+            dims.as_mut_ptr(),
+            T::get_dtype(py).into_dtype_ptr(),
+            0,
+        );
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
+    }
+}
 
 fn params(
     op: &str,
@@ -43,9 +76,12 @@ fn divisor(op: &str, divisor_override: Option<i64>) -> PyResult<Option<usize>> {
         .transpose()
 }
 
-/// Returns (y, argmax): argmax holds int32 flat indices (y*W + x) into each input plane.
+/// Returns (y, argmax): argmax holds int32 flat indices (y*W + x) into each input
+/// plane, -1 where no input gets a gradient. `relu=True` returns
+/// max_pool(relu(x)) (argmax -1 where the output was clamped to 0).
 #[pyfunction]
-#[pyo3(signature = (x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=false))]
+#[pyo3(signature = (x, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=false, relu=false))]
+#[allow(clippy::too_many_arguments)]
 pub fn max_pool2d_forward<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -54,6 +90,7 @@ pub fn max_pool2d_forward<'py>(
     padding: (i64, i64),
     dilation: (i64, i64),
     ceil_mode: bool,
+    relu: bool,
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     const OP: &str = "max_pool2d";
     let x_arr = f32_in(OP, "input", x, Some(4))?;
@@ -66,8 +103,8 @@ pub fn max_pool2d_forward<'py>(
         dilation,
         ceil_mode,
     )?;
-    let y = new_array::<f32>(py, &p.y_shape());
-    let idx = new_array::<i32>(py, &p.y_shape());
+    let y = try_new_array::<f32>(py, OP, "output", &p.y_shape())?;
+    let idx = try_new_array::<i32>(py, OP, "argmax", &p.y_shape())?;
     {
         let (mut y_rw, mut i_rw) = (y.readwrite(), idx.readwrite());
         let (xs, ys, is) = (
@@ -75,7 +112,7 @@ pub fn max_pool2d_forward<'py>(
             y_rw.as_slice_mut()?,
             i_rw.as_slice_mut()?,
         );
-        py.detach(|| pool::max_pool2d_forward(&p, xs, ys, is));
+        py.detach(|| pool::max_pool2d_forward(&p, relu, xs, ys, is));
     }
     Ok((y.into_any(), idx.into_any()))
 }
@@ -124,7 +161,7 @@ pub fn max_pool2d_backward<'py>(
         ))
         .into());
     }
-    let dx = new_array::<f32>(py, &p.x_shape());
+    let dx = try_new_array::<f32>(py, OP, "grad_input (input_shape)", &p.x_shape())?;
     {
         let mut dx_rw = dx.readwrite();
         let (dys, dxs) = (dy.as_slice()?, dx_rw.as_slice_mut()?);
@@ -158,7 +195,7 @@ pub fn avg_pool2d_forward<'py>(
         ceil_mode,
     )?;
     let div = divisor(OP, divisor_override)?;
-    let y = new_array::<f32>(py, &p.y_shape());
+    let y = try_new_array::<f32>(py, OP, "output", &p.y_shape())?;
     {
         let mut y_rw = y.readwrite();
         let (xs, ys) = (x_arr.as_slice()?, y_rw.as_slice_mut()?);
@@ -194,7 +231,7 @@ pub fn avg_pool2d_backward<'py>(
     )?;
     check_grad_shape(OP, dy.shape(), &p)?;
     let div = divisor(OP, divisor_override)?;
-    let dx = new_array::<f32>(py, &p.x_shape());
+    let dx = try_new_array::<f32>(py, OP, "grad_input (input_shape)", &p.x_shape())?;
     {
         let mut dx_rw = dx.readwrite();
         let (dys, dxs) = (dy.as_slice()?, dx_rw.as_slice_mut()?);
