@@ -186,10 +186,19 @@ def _accumulate_leaf(leaf, grad: np.ndarray, handed_out: set) -> None:
         leaf.grad = Tensor._wrap(leaf.grad.data + grad)
 
 
-def run_backward(root, grad_output: np.ndarray, retain_graph: bool = False) -> None:
-    """Backpropagate grad_output from root through the recorded graph."""
+def run_backward(
+    root, grad_output: np.ndarray, retain_graph: bool = False, capture: dict | None = None
+) -> None:
+    """Backpropagate grad_output from root through the recorded graph.
+
+    With ``capture`` (a dict keyed by id(tensor)), gradients of those tensors are
+    stored there instead of in any ``.grad`` (what :func:`grad` returns).
+    """
     if root._ctx is None:
-        if root.requires_grad:
+        if capture is not None:
+            if id(root) in capture:
+                capture[id(root)] = grad_output
+        elif root.requires_grad:
             _accumulate_leaf(root, grad_output, set())
         return
     grads = {id(root): grad_output}
@@ -198,7 +207,10 @@ def run_backward(root, grad_output: np.ndarray, retain_graph: bool = False) -> N
         grad = grads.pop(id(node), None)
         if grad is None:
             continue
-        if node._retains_grad:
+        if capture is not None:
+            if id(node) in capture:
+                capture[id(node)] = grad
+        elif node._retains_grad:
             node.grad = Tensor._wrap(grad.copy() if node.grad is None else node.grad.data + grad)
         fn = node._ctx
         if fn._freed:
@@ -213,7 +225,11 @@ def run_backward(root, grad_output: np.ndarray, retain_graph: bool = False) -> N
             if not need or g is None:
                 continue
             if tensor._ctx is None:
-                _accumulate_leaf(tensor, g, handed_out)
+                if capture is None:
+                    _accumulate_leaf(tensor, g, handed_out)
+                elif id(tensor) in capture:
+                    previous = capture[id(tensor)]
+                    capture[id(tensor)] = g if previous is None else previous + g
             else:
                 key = id(tensor)
                 previous = grads.get(key)
@@ -222,22 +238,30 @@ def run_backward(root, grad_output: np.ndarray, retain_graph: bool = False) -> N
             fn.release()
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph=False):
-    """Gradients of outputs with respect to inputs, returned instead of stored in ``.grad``."""
-    single = isinstance(inputs, Tensor)
-    inputs = [inputs] if single else list(inputs)
-    saved = [(t.grad, t._retains_grad) for t in inputs]
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool = False, allow_unused: bool = False) -> tuple:
+    """Gradients of outputs with respect to inputs, returned (a tuple) instead of stored in ``.grad``."""
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    if grad_outputs is None:
+        if outputs.data.size != 1:
+            raise RuntimeError("grad can be implicitly created only for scalar outputs")
+        seed = np.ones(outputs.data.shape, dtype=outputs.data.dtype)
+    else:
+        seed = np.asarray(grad_outputs.data if isinstance(grad_outputs, Tensor) else grad_outputs)
+        seed = seed.astype(outputs.data.dtype, copy=False)
+    if not outputs.requires_grad:
+        raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn")
+    capture = {id(t): None for t in inputs}
+    run_backward(outputs, seed, retain_graph, capture)
+    result = []
     for t in inputs:
-        t.grad = None
-        if t._ctx is not None:
-            t._retains_grad = True
-    try:
-        outputs.backward(grad_outputs, retain_graph=retain_graph)
-        result = [t.grad for t in inputs]
-    finally:
-        for t, (g, r) in zip(inputs, saved):
-            t.grad, t._retains_grad = g, r
-    return result[0] if single else tuple(result)
+        g = capture[id(t)]
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                "One of the differentiated Tensors appears to not have been used in the graph. "
+                "Set allow_unused=True if this is the desired behavior."
+            )
+        result.append(None if g is None else Tensor._wrap(np.array(g, dtype=t.data.dtype)))
+    return tuple(result)
 
 
 # Bound by tensor.py once Tensor exists (the two modules refer to each other).

@@ -141,11 +141,7 @@ class Tensor:
     # ------------------------------------------------------------------ conversion
 
     def numpy(self) -> np.ndarray:
-        """The underlying array (shared, no copy), like ``torch.Tensor.numpy``."""
-        if self.requires_grad and _GradMode.enabled and self._ctx is not None:
-            raise RuntimeError(
-                "Can't call numpy() on a Tensor that requires grad. Use tensor.detach().numpy()."
-            )
+        """The underlying array (shared, no copy). Unlike torch, allowed on tensors that require grad."""
         return self.data
 
     def __array__(self, dtype=None, copy=None):
