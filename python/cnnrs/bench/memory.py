@@ -4,9 +4,11 @@ Each is measured in fresh subprocesses so that one library's allocations and
 imports never count against the other:
 
 * peak memory: a child imports one library, builds the network, runs a few
-  training steps on a random batch and reports ``resource.getrusage`` ru_maxrss
-  (the process's resident-set high-water mark, KiB on Linux): the whole
-  process, interpreter and imported libraries included, as a user sees it.
+  training steps on a random batch and reports its resident-set high-water
+  mark: VmHWM from /proc/self/status on Linux (``resource`` ru_maxrss
+  elsewhere; on Linux ru_maxrss survives fork+exec and would report the
+  parent's peak): the whole process, interpreter and imported libraries
+  included, as a user sees it.
   The high-water mark right after the imports is kept in the JSON (``detail``)
   to separate the libraries' own weight from the training's. The PyTorch child
   builds its twin from a plain description (twins.py loaded by path), so it
@@ -32,11 +34,26 @@ from .timing import SUBJECT, CaseResult, Measurement
 
 _TWINS = Path(__file__).with_name("twins.py")
 
-_CNNRS_CHILD = """
-import json, resource, sys
+_PEAK_RSS = """
+def peak_rss_kib():
+    # VmHWM: the high-water mark of this process's own address space. ru_maxrss is not
+    # used on Linux: it keeps the parent's high-water mark across fork+exec.
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+
+_CNNRS_CHILD = _PEAK_RSS + """
+import json, sys
 import cnnrs
 from cnnrs.bench.cases_networks import NETWORKS, cnnrs_training_step, random_batch
-after_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after_import = peak_rss_kib()
 args = json.loads(sys.argv[1])
 cnnrs.set_num_threads(args["threads"])
 network = NETWORKS[args["network"]]
@@ -46,14 +63,14 @@ x, y = random_batch(network, args["batch"])
 step = cnnrs_training_step(model, x, y)
 for _ in range(args["steps"]):
     step()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_rss_kib()
 print(json.dumps({"peak_kib": peak, "after_import_kib": after_import}))
 """
 
-_TORCH_CHILD = """
-import json, resource, runpy, sys
+_TORCH_CHILD = _PEAK_RSS + """
+import json, runpy, sys
 import torch
-after_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after_import = peak_rss_kib()
 args = json.loads(sys.argv[1])
 torch.set_num_threads(args["threads"])
 twins = runpy.run_path(args["twins"])
@@ -65,7 +82,7 @@ y = torch.randint(0, args["num_classes"], (args["batch"],))
 step = twins["torch_training_step"](model, x, y, 0.01, 0.9)
 for _ in range(args["steps"]):
     step()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+peak = peak_rss_kib()
 print(json.dumps({"peak_kib": peak, "after_import_kib": after_import}))
 """
 
@@ -125,7 +142,7 @@ def peak_memory(
         except Exception as exc:
             m.error = f"{type(exc).__name__}: {exc}"[:200]
         measurements.append(m)
-    note = "ru_maxrss of a fresh process; JSON samples = [peak, after imports] MiB"
+    note = "VmHWM of a fresh process; JSON samples = [peak, after imports] MiB"
     return CaseResult(name, "footprint", "MiB", False, measurements, note=note)
 
 
