@@ -157,7 +157,9 @@ class Normalize(Transform):
             np.subtract(images, mean, out=images)
             np.divide(images, std, out=images)
             return images
-        return ((images.astype(np.float32, copy=False) - mean) / std).astype(np.float32, copy=False)
+        out = np.subtract(images, mean, dtype=np.float32)
+        np.divide(out, std, out=out)
+        return out
 
     def __repr__(self) -> str:
         return f"Normalize(mean={self.mean.tolist()}, std={self.std.tolist()})"
@@ -229,16 +231,20 @@ class RandomCrop(Transform):
             raise ArgumentError(f"RandomCrop: padding must be non-negative, got {padding!r}")
         return p
 
-    def apply_batch(self, images: np.ndarray) -> np.ndarray:
+    def _pad(self, images: np.ndarray) -> np.ndarray:
         left, top, right, bottom = self.padding
+        n, c, h, w = images.shape
+        if self.padding_mode == "constant":
+            # Filling a new array and copying the interior is several times faster than np.pad.
+            padded = np.full((n, c, top + h + bottom, left + w + right), self.fill, dtype=images.dtype)
+            padded[:, :, top : top + h, left : left + w] = images
+            return padded
+        widths = ((0, 0), (0, 0), (top, bottom), (left, right))
+        return np.pad(images, widths, mode=_PAD_MODES[self.padding_mode])
+
+    def apply_batch(self, images: np.ndarray) -> np.ndarray:
         if any(self.padding):
-            kwargs = {"constant_values": self.fill} if self.padding_mode == "constant" else {}
-            images = np.pad(
-                images,
-                ((0, 0), (0, 0), (top, bottom), (left, right)),
-                mode=_PAD_MODES[self.padding_mode],
-                **kwargs,
-            )
+            images = self._pad(images)
         n, _, height, width = images.shape
         crop_h, crop_w = self.size
         if crop_h > height or crop_w > width:
