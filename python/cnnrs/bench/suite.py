@@ -76,11 +76,8 @@ def build_tasks(quick: bool, threads: int, tta_cap: float) -> list[Task]:
     return tasks
 
 
-def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="cnnrs bench",
-        description="Benchmark cnnrs against numpy (GEMM) and PyTorch (layers, networks), side by side.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The suite's options; shared by ``cnnrs bench`` (cli.py's registry) and ``main``."""
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repetitions (under 2 minutes)")
     parser.add_argument(
         "--threads", type=int, default=0, help="threads for every library (default: all cores)"
@@ -93,20 +90,30 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument(
         "--tta-cap", type=float, default=180.0, help="time-to-accuracy: seconds of training per library"
     )
-    return parser.parse_args(argv)
+
+
+def _argv_from_args(args: argparse.Namespace) -> list[str]:
+    """The command line that reproduces ``args`` (for the child run with the thread variables set)."""
+    argv = ["--threads", str(args.threads)] if args.threads else []
+    for flag in ("quick", "list"):
+        if getattr(args, flag):
+            argv.append(f"--{flag}")
+    for option in ("cases", "json", "png", "repetitions"):
+        value = getattr(args, option)
+        if value:
+            argv += [f"--{option}", str(value)]
+    return argv + ["--tta-cap", str(args.tta_cap)]
 
 
 def _thread_environment_ok(threads: int) -> bool:
     return all(os.environ.get(v) == str(threads) for v in THREAD_VARIABLES)
 
 
-def _rerun_with_threads(argv: list[str], threads: int) -> int:
+def _rerun_with_threads(args: argparse.Namespace, threads: int) -> int:
     env = dict(os.environ)
     env.update({v: str(threads) for v in THREAD_VARIABLES})
     env[_CHILD_MARK] = "1"
-    argv = [a for a in argv]
-    if not any(a == "--threads" or a.startswith("--threads=") for a in argv):
-        argv += ["--threads", str(threads)]
+    argv = _argv_from_args(argparse.Namespace(**{**vars(args), "threads": threads}))
     return subprocess.call([sys.executable, "-m", "cnnrs.bench.suite", *argv], env=env)
 
 
@@ -157,14 +164,23 @@ def _header(meta: dict) -> str:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
+    """``python -m cnnrs.bench.suite`` / ``benches/run_suite.py``: parse ``argv`` and run."""
+    parser = argparse.ArgumentParser(
+        prog="cnnrs bench",
+        description="Benchmark cnnrs against numpy (GEMM) and PyTorch (layers, networks), side by side.",
+    )
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the selected cases and print (and save) the table; returns the exit status."""
     threads = args.threads or os.cpu_count() or 1
     if not args.list and not _thread_environment_ok(threads):
         if os.environ.get(_CHILD_MARK):
             print("cnnrs bench: could not set the thread environment variables", file=sys.stderr)
             return 2
-        return _rerun_with_threads(argv, threads)
+        return _rerun_with_threads(args, threads)
 
     tasks = build_tasks(args.quick, threads, args.tta_cap)
     if args.cases:
@@ -190,7 +206,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from .report import format_table, save_json, save_png
 
-    meta = run_metadata(threads, args.quick, argv)
+    meta = run_metadata(threads, args.quick, _argv_from_args(args))
     print(_header(meta), flush=True)
     results: list[CaseResult] = []
     for i, task in enumerate(tasks, 1):
