@@ -144,6 +144,21 @@ def test_resume_mid_epoch_from_saved_state_replays_the_same_batches(shuffle):
     assert _labels_of(resumed) == ref_epochs[2]
 
 
+def test_resume_with_default_generator_leaves_the_global_stream_alone():
+    ds = TensorDataset(np.zeros((12, 1)), np.arange(12))
+    cnnrs.manual_seed(0)
+    straight = DataLoader(ds, batch_size=5, shuffle=True)
+    first = _labels_of(straight)
+    saved = straight.state_dict()
+    second = _labels_of(straight)
+    cnnrs.manual_seed(1)
+    before = cnnrs.random.get_rng().bit_generator.state
+    resumed = DataLoader(ds, batch_size=5, shuffle=True)
+    resumed.load_state_dict(saved)
+    assert _labels_of(resumed) == second != first
+    assert cnnrs.random.get_rng().bit_generator.state == before
+
+
 def test_state_between_epochs_and_bad_state():
     ds = TensorDataset(np.zeros((10, 1)), np.arange(10))
     loader = DataLoader(ds, batch_size=3, shuffle=True, generator=2)

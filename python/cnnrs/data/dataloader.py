@@ -118,6 +118,18 @@ class DataLoader:
             self._generator = spawn_from_global()
         return self._generator
 
+    def _restore_generator(self, state: Dict[str, Any]) -> None:
+        if self._generator is None:
+            # Build the generator from the saved state alone: spawning one from the global
+            # generator would consume a draw there and shift a resumed run's other randomness.
+            bit_generator = getattr(np.random, state.get("bit_generator", "PCG64"), None)
+            if not (isinstance(bit_generator, type) and issubclass(bit_generator, np.random.BitGenerator)):
+                raise ArgumentError(
+                    f"DataLoader: unknown bit generator in saved state: {state.get('bit_generator')!r}"
+                )
+            self._generator = np.random.Generator(bit_generator())
+        self._generator.bit_generator.state = state
+
     @property
     def uses_batch_path(self) -> bool:
         """True when batches are gathered with one fancy index instead of per-sample calls."""
@@ -134,7 +146,7 @@ class DataLoader:
             state, skip = self._resume["generator_state"], self._resume["batches_done"]
             self._resume = None
             if state is not None:
-                self.generator.bit_generator.state = state
+                self._restore_generator(state)
         if self.shuffle:
             self._epoch_start_state = copy.deepcopy(self.generator.bit_generator.state)
             order = self.generator.permutation(n)
