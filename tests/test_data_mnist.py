@@ -216,3 +216,10 @@ def test_read_idx_result_is_writable_copy(tmp_path):
     array = read_idx(tmp_path / "train-labels-idx1-ubyte.gz")
     array[0] = 7  # owns writable memory
     assert array[0] == 7
+
+
+def test_download_from_a_file_url_mirror_of_the_real_files(tmp_path):
+    folder = _data_dir("mnist")
+    ds = MNIST(tmp_path / "copy", train=False, download=True, mirror=folder.as_uri())
+    assert len(ds) == 10000 and np.bincount(ds.targets).tolist() == MNIST_TEST_COUNTS
+    assert sorted(p.name for p in (tmp_path / "copy").iterdir()) == [name for name, _ in MNIST.test_files]

@@ -148,7 +148,7 @@ def _fetch_into(url: str, out, timeout: float, hint: str) -> str:
         raise DownloadError(
             f"could not download {url}: {reason}. Is there a network connection, and is the URL right?{hint}"
         ) from e
-    with response:
+    with response, _progress_bar(response.headers.get("Content-Length"), url) as bar:
         expected = response.headers.get("Content-Length")
         while True:
             try:
@@ -160,6 +160,7 @@ def _fetch_into(url: str, out, timeout: float, hint: str) -> str:
             out.write(chunk)  # a local write error (disk full) propagates as itself
             digest.update(chunk)
             received += len(chunk)
+            bar.update(len(chunk))
     if expected is not None and expected.isdigit() and received != int(expected):
         raise DownloadError(
             f"downloading {url} stopped after {received} of {expected} bytes (connection dropped).{hint}"
@@ -175,6 +176,27 @@ def _fsync_dir(folder: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class _NoBar:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n: int) -> None:
+        pass
+
+
+def _progress_bar(total: Optional[str], url: str):
+    """A tqdm byte counter on interactive terminals (tqdm's disable=None), else nothing."""
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # tqdm is a dependency, but downloads must not need it
+        return _NoBar()
+    size = int(total) if total is not None and total.isdigit() else None
+    return tqdm(total=size, unit="B", unit_scale=True, desc=url.rsplit("/", 1)[-1], disable=None, leave=False)
 
 
 def _progress(message: str) -> None:

@@ -16,7 +16,7 @@ import math
 import struct
 import zlib
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 
@@ -37,7 +37,7 @@ _IDX_DTYPES = {
 _GZIP_MAGIC = b"\x1f\x8b"
 
 
-def read_idx(path: Union[str, Path], expected_magic: int = None) -> np.ndarray:
+def read_idx(path: Union[str, Path], expected_magic: Optional[int] = None) -> np.ndarray:
     """Read an IDX file (gzip-compressed when it starts with the gzip magic) into a numpy array.
 
     ``expected_magic`` (e.g. :data:`IMAGES_MAGIC`) is checked when given. The
@@ -54,7 +54,7 @@ def read_idx(path: Union[str, Path], expected_magic: int = None) -> np.ndarray:
     return parse_idx(raw, str(path), expected_magic)
 
 
-def parse_idx(raw: bytes, source: str = "<bytes>", expected_magic: int = None) -> np.ndarray:
+def parse_idx(raw: bytes, source: str = "<bytes>", expected_magic: Optional[int] = None) -> np.ndarray:
     """Parse the bytes of an uncompressed IDX file; ``source`` names it in error messages."""
     if len(raw) < 4:
         raise DatasetError(f"{source}: {len(raw)} bytes, too short for an IDX header (4 bytes at least)")
