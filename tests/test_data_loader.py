@@ -1,7 +1,7 @@
 """DataLoader, TensorDataset, Subset, random_split: batching, shuffling, resume, batch vs per-sample path."""
 
 import gzip
-import pickle
+import json
 import struct
 
 import numpy as np
@@ -135,7 +135,7 @@ def test_resume_mid_epoch_from_saved_state_replays_the_same_batches(shuffle):
         got.append(labels.numpy().tolist())
         if len(got) == 2:
             break
-    saved = pickle.loads(pickle.dumps(run.state_dict()))  # a checkpoint holds plain data
+    saved = json.loads(json.dumps(run.state_dict()))  # a checkpoint holds plain data
     assert saved["batches_done"] == 2
 
     resumed = DataLoader(ds, batch_size=4, shuffle=shuffle, generator=999)  # another seed: state wins
@@ -157,6 +157,17 @@ def test_resume_with_default_generator_leaves_the_global_stream_alone():
     resumed.load_state_dict(saved)
     assert _labels_of(resumed) == second != first
     assert cnnrs.random.get_rng().bit_generator.state == before
+
+
+def test_state_before_first_epoch_does_not_touch_the_global_generator():
+    ds = TensorDataset(np.zeros((12, 1)), np.arange(12))
+    cnnrs.manual_seed(3)
+    expected = _labels_of(DataLoader(ds, batch_size=5, shuffle=True))
+    cnnrs.manual_seed(3)
+    loader = DataLoader(ds, batch_size=5, shuffle=True)
+    assert loader.state_dict() == {"generator_state": None, "batches_done": 0}
+    loader.load_state_dict(loader.state_dict())
+    assert _labels_of(loader) == expected
 
 
 def test_state_between_epochs_and_bad_state():

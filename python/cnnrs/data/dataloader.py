@@ -171,12 +171,16 @@ class DataLoader:
 
         Mid-epoch: the generator state from before this epoch's order was drawn
         and the number of batches yielded so far. Between epochs: the current
-        state and 0. ``generator_state`` is None when ``shuffle`` is False.
+        state and 0. ``generator_state`` is None when ``shuffle`` is False or
+        before a loader without a given generator has drawn its first order.
         """
         if self._epoch_start_state is not None or (not self.shuffle and self._batches_done):
             state, done = self._epoch_start_state, self._batches_done
         else:
-            state, done = (self.generator.bit_generator.state if self.shuffle else None), 0
+            # No generator yet (None given, never iterated): None, so the next epoch seeds one
+            # from the global generator exactly as an uninterrupted run would.
+            has_state = self.shuffle and self._generator is not None
+            state, done = (self._generator.bit_generator.state if has_state else None), 0
         return {"generator_state": copy.deepcopy(state), "batches_done": int(done)}
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
