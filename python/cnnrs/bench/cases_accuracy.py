@@ -57,7 +57,7 @@ class _Run:
         self.name, self.step, self.accuracy = name, step, accuracy
         self.train_seconds = 0.0
         self.steps = 0
-        self.best = 0.0
+        self.best = None  # best test accuracy so far; None before the first evaluation
         self.reached_at = None  # (seconds, steps)
         self.done = False
 
@@ -148,7 +148,7 @@ def time_to_accuracy(
                 r.train_seconds += time.perf_counter() - t0
                 r.steps += 1
                 if step_index % eval_every == 0:
-                    r.best = max(r.best, r.accuracy())
+                    r.best = max(r.best or 0.0, r.accuracy())
                     if r.best >= target:
                         r.reached_at, r.done = (r.train_seconds, r.steps), True
                 if r.train_seconds > cap_seconds:
@@ -161,7 +161,8 @@ def time_to_accuracy(
         if r.reached_at:
             m.value, m.samples = r.reached_at[0], [r.reached_at[0], float(r.reached_at[1])]
         else:
-            m.error = f"not reached in {r.train_seconds:.0f} s ({r.steps} steps, best {r.best:.2%})"
+            best = "never evaluated" if r.best is None else f"best {r.best:.2%}"
+            m.error = f"not reached in {r.train_seconds:.0f} s ({r.steps} steps, {best})"
         measurements.append(m)
     steps = ", ".join(f"{r.name} {r.reached_at[1]} steps" for r in runs if r.reached_at)
     note = (
