@@ -220,6 +220,13 @@ def test_corrupt_batches_raise_clearly(tmp_path, make, pattern):
         CIFAR10(tmp_path)
 
 
+def test_numpy_integer_labels_are_read_as_ints(tmp_path):
+    batch = _batch(3, seed=0)
+    batch[b"labels"] = [np.int64(7), np.uint8(2), np.int32(9)]
+    _with_batch(tmp_path, "data_batch_1", pickle.dumps(batch, protocol=2))
+    assert CIFAR10(tmp_path).targets[:3].tolist() == [7, 2, 9]
+
+
 def test_bad_meta(tmp_path):
     files = _batch_files(n=2)
     files["batches.meta"] = _py2_pickle({b"label_names": [b"a"] * 9})

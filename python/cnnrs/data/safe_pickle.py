@@ -8,7 +8,9 @@ builds the uint8 array itself:
 
 - ``numpy.core.multiarray._reconstruct`` / ``numpy._core.multiarray._reconstruct``
   and ``numpy.ndarray``: an array placeholder filled by its pickled state,
-- ``numpy.dtype``: accepted for ``uint8`` only,
+- ``numpy.core.multiarray.scalar``: a numpy integer (a label saved as
+  ``np.int64``), returned as a Python int,
+- ``numpy.dtype``: integer dtypes only (arrays must be uint8),
 - ``_codecs.encode``: how Python 3 writes ``bytes`` in protocol 2 (latin-1 only).
 
 Anything else raises :class:`~cnnrs.data.errors.DatasetError`.
@@ -30,20 +32,41 @@ class _NDArrayType:
     """Stands for ``numpy.ndarray`` inside the pickle; only used as a marker."""
 
 
+_INTEGER_DTYPES = ("u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8")
+
+
 class _DType:
-    """Stand-in for ``numpy.dtype(name, align, copy)``: only uint8 is allowed."""
+    """Stand-in for ``numpy.dtype(name, align, copy)``: integer dtypes only."""
 
     def __init__(self, name: Any, align: Any = False, copy: Any = True):
-        if name not in ("u1", "uint8", "|u1", "B"):
-            raise DatasetError(f"unexpected array dtype {name!r} in pickle (CIFAR batches hold uint8)")
+        if isinstance(name, bytes):
+            name = name.decode("latin1")
+        if name not in _INTEGER_DTYPES:
+            raise DatasetError(
+                f"unexpected dtype {name!r} in pickle (CIFAR batches hold uint8 pixels, int labels)"
+            )
+        self.name = name
+        self.byteorder = "="
 
     def __setstate__(self, state: Any) -> None:
-        if not isinstance(state, tuple):
+        if not isinstance(state, tuple) or len(state) < 2 or state[1] not in ("<", ">", "|", "="):
             raise DatasetError("malformed dtype state in pickle")
+        self.byteorder = state[1] if state[1] in "<>" else "="
+
+    def to_numpy(self) -> np.dtype:
+        return np.dtype(self.name).newbyteorder(self.byteorder)
+
+
+def _raw_bytes(raw: Any) -> bytes:
+    if isinstance(raw, str):  # Python 2 str read with encoding="latin1"
+        raw = raw.encode("latin1")
+    if not isinstance(raw, (bytes, bytearray)):
+        raise DatasetError("malformed array data in pickle")
+    return bytes(raw)
 
 
 class _Array:
-    """Stand-in for ``_reconstruct(ndarray, shape, typecode)``; ``__setstate__`` builds the array."""
+    """Stand-in for ``_reconstruct(ndarray, shape, typecode)``; ``__setstate__`` builds a uint8 array."""
 
     def __init__(self, subtype: Any, shape: Any = (0,), typecode: Any = b"b"):
         if subtype is not _NDArrayType:
@@ -54,15 +77,28 @@ class _Array:
         if not isinstance(state, tuple) or len(state) not in (4, 5):
             raise DatasetError("malformed array state in pickle")
         shape, dtype, fortran, raw = state[-4:]
-        if not isinstance(dtype, _DType):
-            raise DatasetError("array in pickle has no uint8 dtype")
-        if isinstance(raw, str):  # Python 2 str read with encoding="latin1"
-            raw = raw.encode("latin1")
-        if not isinstance(raw, (bytes, bytearray)) or not isinstance(shape, tuple):
-            raise DatasetError("malformed array data in pickle")
-        if not all(isinstance(d, int) and d >= 0 for d in shape) or math.prod(shape) != len(raw):
+        if not isinstance(dtype, _DType) or dtype.name != "u1":
+            name = getattr(dtype, "name", type(dtype).__name__)
+            raise DatasetError(f"array in pickle has dtype {name}, expected uint8 pixels")
+        raw = _raw_bytes(raw)
+        if not isinstance(shape, tuple) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            raise DatasetError(f"malformed array shape {shape!r} in pickle")
+        if math.prod(shape) != len(raw):
             raise DatasetError(f"array in pickle: shape {shape} does not match its {len(raw)} data bytes")
         self.array = np.frombuffer(raw, dtype=np.uint8).reshape(shape, order="F" if fortran else "C").copy()
+
+
+def _scalar(dtype: Any, raw: Any = b"") -> int:
+    """Stand-in for ``numpy.core.multiarray.scalar``: a numpy integer (e.g. a label) as a Python int."""
+    if not isinstance(dtype, _DType):
+        raise DatasetError("numpy scalar in pickle without an integer dtype")
+    raw = _raw_bytes(raw)
+    numpy_dtype = dtype.to_numpy()
+    if len(raw) != numpy_dtype.itemsize:
+        raise DatasetError(
+            f"numpy scalar in pickle has {len(raw)} bytes, {numpy_dtype} needs {numpy_dtype.itemsize}"
+        )
+    return int(np.frombuffer(raw, dtype=numpy_dtype)[0])
 
 
 def _latin1_encode(text: Any, encoding: Any = "utf-8") -> bytes:
@@ -74,6 +110,8 @@ def _latin1_encode(text: Any, encoding: Any = "utf-8") -> bytes:
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"): _Array,
     ("numpy._core.multiarray", "_reconstruct"): _Array,
+    ("numpy.core.multiarray", "scalar"): _scalar,
+    ("numpy._core.multiarray", "scalar"): _scalar,
     ("numpy", "ndarray"): _NDArrayType,
     ("numpy", "dtype"): _DType,
     ("_codecs", "encode"): _latin1_encode,
