@@ -147,6 +147,16 @@ def test_reads_official_layout(tmp_path, python3):
     assert len(test) == 4 and test.targets.tolist() == [5, 6, 7, 8]
 
 
+def test_replacing_data_keeps_layouts_in_step(tmp_path):
+    _write_root(tmp_path, _batch_files(n=4))
+    ds = CIFAR10(tmp_path)
+    first = ds.images[:3].copy()
+    ds.data, ds.targets = ds.data[:3], ds.targets[:3]  # torchvision-style subsetting, HWC in
+    assert len(ds) == 3 and ds.data.shape == (3, 32, 32, 3) and ds.images.shape == (3, 3, 32, 32)
+    np.testing.assert_array_equal(ds.images, first)
+    np.testing.assert_array_equal(ds[2][0], first[2])
+
+
 def test_loader_batches_cifar(tmp_path):
     _write_root(tmp_path, _batch_files(n=4))
     loader = DataLoader(CIFAR10(tmp_path), batch_size=8, shuffle=True, generator=0)
