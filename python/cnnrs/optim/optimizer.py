@@ -42,6 +42,8 @@ class Optimizer:
                 "params argument given to the optimizer should be an iterable of Tensors or dicts, "
                 f"but got {type(params).__name__}"
             )
+        if isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, not sets")
         groups = list(params)
         if not groups:
             raise ValueError("optimizer got an empty parameter list")
