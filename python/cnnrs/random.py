@@ -38,4 +38,19 @@ def get_rng():
     return _State.rng
 
 
-__all__ = ["get_rng", "initial_seed", "manual_seed"]
+def get_rng_state() -> dict:
+    """The global generator's state as plain JSON-safe data (for checkpoints)."""
+    return get_rng().bit_generator.state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore a state returned by :func:`get_rng_state`, so a resumed run draws
+    the same numbers as one that was never interrupted."""
+    rng = get_rng()
+    try:
+        rng.bit_generator.state = state
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"set_rng_state: not a state from get_rng_state(): {e}") from None
+
+
+__all__ = ["get_rng", "get_rng_state", "initial_seed", "manual_seed", "set_rng_state"]
