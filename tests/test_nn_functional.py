@@ -250,3 +250,39 @@ def test_dropout_scales_and_masks():
     assert F.dropout(x, 0.3, training=False) is x
     with pytest.raises(ValueError, match="between 0 and 1"):
         F.dropout(x, 1.5)
+
+
+@pytest.mark.parametrize(
+    "layers",
+    [
+        lambda: [cnnrs.nn.Conv2d(2, 4, 3), cnnrs.nn.ReLU(), cnnrs.nn.MaxPool2d(2)],
+        lambda: [
+            cnnrs.nn.Conv2d(2, 4, 3, padding=1),
+            cnnrs.nn.ReLU(),
+            cnnrs.nn.Conv2d(4, 3, 3),
+            cnnrs.nn.ReLU(),
+        ],
+        lambda: [
+            cnnrs.nn.BatchNorm2d(2),
+            cnnrs.nn.ReLU(),
+            cnnrs.nn.MaxPool2d(3, 2, padding=1, ceil_mode=True),
+        ],
+    ],
+)
+def test_sequential_fusion_is_bit_identical_to_layer_by_layer(layers):
+    cnnrs.manual_seed(4)
+    seq = cnnrs.nn.Sequential(*layers())
+    x = cnnrs.randn(3, 2, 9, 9, requires_grad=True)
+    fused = seq(x)
+    g = cnnrs.randn(*fused.shape)
+    fused.backward(g)
+    grads = [x.grad.numpy().copy()] + [p.grad.numpy().copy() for p in seq.parameters()]
+    x.grad = None
+    seq.zero_grad()
+    plain = x
+    for module in seq:  # calling each module on its own never fuses
+        plain = module(plain)
+    np.testing.assert_array_equal(fused.numpy(), plain.numpy())
+    plain.backward(g)
+    for a, b in zip(grads, [x.grad] + [p.grad for p in seq.parameters()]):
+        np.testing.assert_array_equal(a, b.numpy())

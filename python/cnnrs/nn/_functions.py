@@ -80,9 +80,11 @@ class LinearFn(Function):
 
 
 class MaxPool2dFn(Function):
-    def forward(self, x, kernel_size, stride, padding, dilation, ceil_mode):
+    """Max pooling; with relu=True, max_pool(relu(x)) in the same pass (argmax -1 where clamped)."""
+
+    def forward(self, x, kernel_size, stride, padding, dilation, ceil_mode, relu=False):
         x = _f32(x)
-        out, argmax = _cnnrs.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode)
+        out, argmax = _cnnrs.max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode, relu)
         self.argmax, self.x_shape = argmax, x.shape
         self.config = kernel_size, stride, padding, dilation, ceil_mode
         return out

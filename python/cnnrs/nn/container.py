@@ -7,19 +7,45 @@ from collections import OrderedDict
 from .activation import ReLU
 from .conv import Conv2d
 from .module import Module
+from .pooling import MaxPool2d
 
 
-def _fusable_conv_relu(conv: Module, relu: Module) -> bool:
-    """A Conv2d followed by a ReLU can run as one fused kernel call when nothing observes the
-    intermediate result: plain classes (no overridden forward) and no hooks on either module."""
-    return (
-        type(conv) is Conv2d
-        and type(relu) is ReLU
-        and not conv._forward_hooks
-        and not conv._forward_pre_hooks
-        and not relu._forward_hooks
-        and not relu._forward_pre_hooks
-    )
+def _plain(module: Module, cls: type) -> bool:
+    """module is exactly cls (no subclass overriding forward) and nothing observes its output."""
+    return type(module) is cls and not module._forward_hooks and not module._forward_pre_hooks
+
+
+def _run_fused(modules: list, input):
+    """Run modules in order, fusing what the kernels can do in one call.
+
+    - Conv2d -> ReLU -> MaxPool2d: the ReLU runs inside the pooling kernel (its backward then
+      needs no separate ReLU mask pass over the large convolution output);
+    - Conv2d -> ReLU: the ReLU runs in the convolution's epilogue;
+    - ReLU -> MaxPool2d: the ReLU runs inside the pooling kernel.
+    Each is bit-identical to the unfused sequence, forward and backward. Modules with hooks,
+    subclasses and max pools that return indices are never fused.
+    """
+    i, n = 0, len(modules)
+    while i < n:
+        module = modules[i]
+        nxt = modules[i + 1] if i + 1 < n else None
+        after = modules[i + 2] if i + 2 < n else None
+        if nxt is not None and _plain(nxt, ReLU):
+            if _plain(module, Conv2d):
+                if after is not None and _plain(after, MaxPool2d) and not after.return_indices:
+                    input = after.forward_relu(module.forward(input))
+                    i += 3
+                else:
+                    input = module.forward_relu(input)
+                    i += 2
+                continue
+        elif nxt is not None and _plain(module, ReLU) and _plain(nxt, MaxPool2d) and not nxt.return_indices:
+            input = nxt.forward_relu(input)
+            i += 2
+            continue
+        input = module(input)
+        i += 1
+    return input
 
 
 class Sequential(Module):
@@ -27,8 +53,8 @@ class Sequential(Module):
 
     ``Sequential(m0, m1, ...)`` names the children "0", "1", ...; ``Sequential(OrderedDict)``
     keeps the given names. Supports indexing, slicing (a new Sequential), len and iteration.
-    A Conv2d directly followed by a ReLU runs as one fused convolution+ReLU kernel call
-    (bit-identical to running them one after the other).
+    Conv2d -> ReLU, ReLU -> MaxPool2d and Conv2d -> ReLU -> MaxPool2d run with the ReLU fused
+    into the convolution or pooling kernel (bit-identical to running them one after the other).
 
     Example:
         >>> net = cnnrs.nn.Sequential(cnnrs.nn.Conv2d(1, 6, 5), cnnrs.nn.ReLU(), cnnrs.nn.MaxPool2d(2))
@@ -89,17 +115,7 @@ class Sequential(Module):
         return self
 
     def forward(self, input):
-        modules = list(self._modules.values())
-        i, n = 0, len(modules)
-        while i < n:
-            module = modules[i]
-            if i + 1 < n and _fusable_conv_relu(module, modules[i + 1]):
-                input = module.forward_relu(input)
-                i += 2
-            else:
-                input = module(input)
-                i += 1
-        return input
+        return _run_fused(list(self._modules.values()), input)
 
 
 class ModuleList(Module):

@@ -122,24 +122,24 @@ def _pool_args(kernel_size, stride, padding, dilation, op: str):
 
 def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """2-D max pooling; with return_indices also the flat index (h * W + w) of each max in its plane."""
+    return _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, relu=False)
+
+
+def _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return_indices, relu: bool):
     kernel, stride, padding, dilation = _pool_args(kernel_size, stride, padding, dilation, "max_pool2d")
+    options = {
+        "kernel_size": kernel,
+        "stride": stride,
+        "padding": padding,
+        "dilation": dilation,
+        "ceil_mode": ceil_mode,
+        "relu": relu,
+    }
     input = _tensor(input)
     if not return_indices:
-        return fn.MaxPool2dFn.apply(
-            input, kernel_size=kernel, stride=stride, padding=padding, dilation=dilation, ceil_mode=ceil_mode
-        )
+        return fn.MaxPool2dFn.apply(input, **options)
     f = fn.MaxPool2dFn()
-    out = fn.Function.run(
-        f,
-        (input,),
-        {
-            "kernel_size": kernel,
-            "stride": stride,
-            "padding": padding,
-            "dilation": dilation,
-            "ceil_mode": ceil_mode,
-        },
-    )
+    out = fn.Function.run(f, (input,), options)
     return out, Tensor._wrap(f.argmax.astype(np.int64))
 
 

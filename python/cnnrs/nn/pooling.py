@@ -65,6 +65,19 @@ class MaxPool2d(Module):
             self.return_indices,
         )
 
+    def forward_relu(self, input):
+        """self(relu(input)) in one kernel call (used by Sequential for ReLU -> MaxPool2d)."""
+        return F._max_pool2d(
+            input,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.ceil_mode,
+            False,
+            relu=True,
+        )
+
     def extra_repr(self) -> str:
         return (
             f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
