@@ -246,3 +246,18 @@ def test_state_dict_moves_to_torch_and_back():
     ours.eval(), theirs.eval()
     x = np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32)
     np.testing.assert_allclose(ours(cnnrs.tensor(x)).numpy(), theirs(to_torch(x)).detach().numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, float("inf")])
+def test_clip_grad_norm(norm_type):
+    rng = np.random.default_rng(0)
+    grads = [rng.standard_normal(s).astype(np.float32) for s in [(3,), (2, 4)]]
+    ours = [nn.Parameter(cnnrs.zeros(*g.shape)) for g in grads]
+    theirs = [torch.nn.Parameter(torch.zeros(*g.shape)) for g in grads]
+    for p, t, g in zip(ours, theirs, grads):
+        p.grad, t.grad = cnnrs.tensor(g), torch.from_numpy(g.copy())
+    a = nn.utils.clip_grad_norm_(ours, 0.5, norm_type)
+    b = torch.nn.utils.clip_grad_norm_(theirs, 0.5, norm_type)
+    np.testing.assert_allclose(a.item(), b.item(), rtol=1e-6)
+    for p, t in zip(ours, theirs):
+        np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-7)
