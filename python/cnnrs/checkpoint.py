@@ -101,6 +101,8 @@ def to_numpy(value) -> np.ndarray:
     """A numpy array from a numpy array or anything with ``.numpy()`` (a cnnrs Tensor or Parameter)."""
     if isinstance(value, np.ndarray):
         return value
+    if hasattr(value, "detach"):  # a Tensor, possibly part of an autograd graph
+        return np.asarray(value.detach().numpy())
     if hasattr(value, "numpy"):
         return np.asarray(value.numpy())
     return np.asarray(value)
