@@ -139,10 +139,10 @@ class Function:
 
     def release(self):
         """Drop saved arrays once backward has used them (unless retain_graph)."""
-        keep = {"needs_input_grad", "inputs"}
-        for name in [k for k in vars(self) if k not in keep]:
-            delattr(self, name)
-        self._freed = True
+        d = self.__dict__
+        inputs, needs = d["inputs"], d["needs_input_grad"]
+        d.clear()
+        d["inputs"], d["needs_input_grad"], d["_freed"] = inputs, needs, True
 
     @property
     def name(self) -> str:
