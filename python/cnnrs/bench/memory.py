@@ -49,7 +49,9 @@ def peak_rss_kib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """
 
-_CNNRS_CHILD = _PEAK_RSS + """
+_CNNRS_CHILD = (
+    _PEAK_RSS
+    + """
 import json, sys
 import cnnrs
 from cnnrs.bench.cases_networks import NETWORKS, cnnrs_training_step, random_batch
@@ -66,8 +68,11 @@ for _ in range(args["steps"]):
 peak = peak_rss_kib()
 print(json.dumps({"peak_kib": peak, "after_import_kib": after_import}))
 """
+)
 
-_TORCH_CHILD = _PEAK_RSS + """
+_TORCH_CHILD = (
+    _PEAK_RSS
+    + """
 import json, runpy, sys
 import torch
 after_import = peak_rss_kib()
@@ -85,6 +90,7 @@ for _ in range(args["steps"]):
 peak = peak_rss_kib()
 print(json.dumps({"peak_kib": peak, "after_import_kib": after_import}))
 """
+)
 
 
 def _run_child(code: str, args: dict, timeout: float) -> dict:
