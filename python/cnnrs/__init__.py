@@ -79,7 +79,7 @@ long = int64
 
 # Submodules written on top of the core, imported on first use so that
 # `import cnnrs` stays fast (no tqdm / safetensors / matplotlib at import).
-_LAZY_SUBMODULES = {"data", "models", "train", "viz", "bench", "cli", "utils", "io"}
+_LAZY_SUBMODULES = {"data", "models", "train", "viz", "bench", "cli", "checkpoint", "utils", "io"}
 _LAZY_FUNCTIONS = {"summary": ("summary", "summary")}
 
 
