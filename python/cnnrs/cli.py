@@ -412,6 +412,23 @@ register_command(
 )
 
 
+def _add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    from .bench.suite import add_arguments
+
+    add_arguments(p)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .bench.suite import run
+
+    return run(args)
+
+
+register_command(
+    "bench", "benchmark cnnrs against numpy and PyTorch, side by side", _add_bench_arguments, _run_bench
+)
+
+
 # --------------------------------------------------------------------------- entry point
 
 
