@@ -69,6 +69,10 @@ def test_unary():
     check([(3, 4)], lambda a: a.clamp(min=0.1), lambda a: np.maximum(a, 0.1))
     check([(3, 4)], lambda a: a.sigmoid(), lambda a: 1 / (1 + np.exp(-a)), low=-30, high=30)
     check([(3, 4)], lambda a: a.tanh(), np.tanh)
+    check([(3, 4)], lambda a: a.square(), np.square)
+    check([(3, 4)], lambda a: a.norm(), lambda a: np.sqrt((a * a).sum()))
+    check([(3, 4)], lambda a: a.norm(1, dim=1), lambda a: np.abs(a).sum(1))
+    check([(3, 4)], lambda a: a.norm(3, dim=0), lambda a: (np.abs(a) ** 3).sum(0) ** (1 / 3))
 
 
 def test_activations():

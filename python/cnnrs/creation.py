@@ -80,6 +80,14 @@ def rand(*size, requires_grad: bool = False, generator: np.random.Generator | No
     return Tensor(rng.random(_shape(size), dtype=np.float32), requires_grad=requires_grad)
 
 
+def randn_like(t, requires_grad: bool = False) -> Tensor:
+    return randn(*np.shape(np.asarray(t)), requires_grad=requires_grad)
+
+
+def rand_like(t, requires_grad: bool = False) -> Tensor:
+    return rand(*np.shape(np.asarray(t)), requires_grad=requires_grad)
+
+
 def randint(low, high=None, size=(), generator: np.random.Generator | None = None) -> Tensor:
     if high is None:
         low, high = 0, low
@@ -122,8 +130,10 @@ __all__ = [
     "ones",
     "ones_like",
     "rand",
+    "rand_like",
     "randint",
     "randn",
+    "randn_like",
     "randperm",
     "tensor",
     "zeros",

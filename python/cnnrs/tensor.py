@@ -466,6 +466,21 @@ class Tensor:
 
     clip = clamp
 
+    def square(self):
+        return ops.PowScalar.apply(self, exponent=2)
+
+    def norm(self, p=2, dim=None, keepdim: bool = False):
+        """The p-norm over all elements (or along dim); p may be 1, 2, any float or inf."""
+        if p == float("inf"):
+            return self.abs().amax(dim, keepdim)
+        if p == 2:
+            return (self * self).sum(dim, keepdim).sqrt()
+        return (self.abs() ** p).sum(dim, keepdim) ** (1.0 / p)
+
+    def amax(self, dim=None, keepdim: bool = False):
+        """Max values only (no indices); ties share the gradient when dim is None."""
+        return self.max() if dim is None else self.max(dim, keepdim).values
+
     def relu(self):
         return ops.Relu.apply(self)
 
