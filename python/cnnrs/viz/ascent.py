@@ -30,7 +30,7 @@ from .layers import LayerRef, Objective, frozen, input_gradient
 @dataclass
 class AscentSettings:
     steps: int = 200
-    lr: float = 0.05
+    lr: float = 0.1
     jitter: int = 1
     l2_decay: float = 0.0
     blur_every: int = 0
@@ -65,20 +65,26 @@ def ascend(
     settings: AscentSettings,
     rng: np.random.Generator,
     normalize=None,
+    keep_best: bool = False,
 ) -> np.ndarray:
     """Run ``settings.steps`` regularised ascent steps from ``x``; returns the final float64 batch.
 
-    Runs the model frozen (eval mode, no parameter gradients); all randomness
-    comes from ``rng`` so a seed fixes the result bit for bit.
+    With ``keep_best`` each image is the iterate with the highest objective
+    seen (a blur or a large step can lower it near the end). Runs the model
+    frozen (eval mode, no parameter gradients); all randomness comes from
+    ``rng`` so a seed fixes the result bit for bit.
     """
     x = np.array(x, dtype=np.float64)
+    best_x, best_value = x.copy(), np.full(x.shape[0], -np.inf)
     with frozen(model):
         for step in range(settings.steps):
-            dy, dx = (
-                (rng.integers(-settings.jitter, settings.jitter + 1, size=2)) if settings.jitter else (0, 0)
-            )
+            jitter = settings.jitter
+            dy, dx = rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0)
             shifted = images.roll(x, dy, dx)
-            _, grad = input_gradient(model, layer, shifted, objective, normalize)
+            values, grad = input_gradient(model, layer, shifted, objective, normalize)
+            if keep_best:  # the value was measured on x (shifted); remember x
+                better = values > best_value
+                best_x[better], best_value[better] = x[better], values[better]
             grad = images.roll(grad, -dy, -dx)
             if settings.normalize_grad:
                 grad = rms_normalize(grad)
@@ -89,6 +95,11 @@ def ascend(
                 x = images.gaussian_blur(x, settings.blur_sigma)
             if settings.clip is not None:
                 x = np.clip(x, settings.clip[0], settings.clip[1])
+        if keep_best:
+            values, _ = input_gradient(model, layer, x, objective, normalize)
+            better = values >= best_value
+            best_x[better] = x[better]
+            return best_x
     return x
 
 

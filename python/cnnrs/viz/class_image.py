@@ -22,11 +22,11 @@ def class_image(
     model,
     target_class: Union[int, Sequence[int]],
     steps: int = 200,
-    lr: float = 0.05,
+    lr: float = 0.1,
     image_shape: Optional[Sequence[int]] = None,
     jitter: int = 1,
     l2_decay: float = 0.0,
-    blur_every: int = 4,
+    blur_every: int = 8,
     blur_sigma: float = 0.5,
     clip: Optional[Tuple[float, float]] = (0.0, 1.0),
     seed: int = 0,
@@ -61,7 +61,7 @@ def class_image(
 
     rng = np.random.default_rng(seed)
     x0 = rng.uniform(0.0, 1.0, size=(len(classes),) + shape)
-    x = ascend(model, None, x0, class_score_objective(classes), settings, rng, normalize)
+    x = ascend(model, None, x0, class_score_objective(classes), settings, rng, normalize, keep_best=True)
     confidence = class_confidence(model, x, classes, normalize)
 
     result = x.astype(np.float32)

@@ -118,8 +118,8 @@ def add_visualize_command(subparsers) -> argparse.ArgumentParser:
         "--saliency", metavar="IMAGE", help="also a saliency map of IMAGE (file or mnist:INDEX)"
     )
     parser.add_argument("--out", required=True, help="output directory")
-    _add_ascent_options(parser, steps=200, lr=0.05, jitter=1)
-    parser.add_argument("--blur-every", type=int, default=4, help="blur every N steps (0: never)")
+    _add_ascent_options(parser, steps=200, lr=0.1, jitter=1)
+    parser.add_argument("--blur-every", type=int, default=8, help="blur every N steps (0: never)")
     parser.add_argument("--blur-sigma", type=float, default=0.5)
     parser.add_argument("--l2-decay", type=float, default=0.0)
     parser.set_defaults(func=run_visualize)

@@ -52,11 +52,11 @@ def filter_images(
     layer: LayerRef,
     filters: Union[str, int, Sequence[int]],
     steps: int = 200,
-    lr: float = 0.05,
+    lr: float = 0.1,
     image_shape: Optional[Sequence[int]] = None,
     jitter: int = 1,
     l2_decay: float = 0.0,
-    blur_every: int = 4,
+    blur_every: int = 8,
     blur_sigma: float = 0.5,
     clip: Optional[Tuple[float, float]] = (0.0, 1.0),
     seed: int = 0,
@@ -95,11 +95,13 @@ def filter_images(
     rng = np.random.default_rng(seed)
     x0 = rng.uniform(0.0, 1.0, size=(len(units),) + shape)
     objective = filter_norm_objective(units)
-    x = ascend(model, layer, x0, objective, settings, rng, normalize)
+    x = ascend(model, layer, x0, objective, settings, rng, normalize, keep_best=True)
 
     start = objective_values(model, layer, x0, objective, normalize)
     final = objective_values(model, layer, x, objective, normalize)
-    gains = final / np.where(start > 0, start, np.finfo(np.float64).tiny)
+    # A filter silent at the start (start = 0) that fires at the end has an infinite gain.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gains = np.where(start > 0, final / np.where(start > 0, start, 1.0), np.where(final > 0, np.inf, 0.0))
     result = x.astype(np.float32)
     if out is not None:
         save_grid(result, out, scale=scale)

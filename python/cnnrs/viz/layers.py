@@ -83,20 +83,26 @@ def frozen(model) -> Iterator[None]:
         model.train(was_training)
 
 
-def forward_to(model, layer: LayerRef, x):
-    """Run ``model(x)`` and return the output of ``layer`` (the model's output for None)."""
+def forward_to(model, layer: LayerRef, x, with_input: bool = False):
+    """Run ``model(x)`` and return the output of ``layer`` (the model's output for None).
+
+    With ``with_input`` return ``(output, input)``: the tensor the layer received
+    as well (``x`` itself for the whole model).
+    """
     name, module = resolve_layer(model, layer)
     if module is model:
-        return model(x)
+        out = model(x)
+        return (out, x) if with_input else out
 
-    def stop(_module, _inputs, output):
-        raise _StopForward(output)
+    def stop(_module, inputs, output):
+        raise _StopForward((output, inputs[0] if inputs else None))
 
     handle = module.register_forward_hook(stop)
     try:
         model(x)
     except _StopForward as captured:
-        return captured.output
+        out, received = captured.output
+        return (out, received) if with_input else out
     finally:
         handle.remove()
     raise RuntimeError(f"layer {name!r} was not called during the forward pass of {type(model).__name__}")
@@ -156,9 +162,17 @@ def input_gradient(
     norm = as_normalization(normalize)
     x_in = norm(x) if norm is not None else x
     x_tensor = cnnrs.tensor(np.ascontiguousarray(x_in, dtype=np.float32), requires_grad=True)
-    out = forward_to(model, layer, x_tensor)
+    out, received = forward_to(model, layer, x_tensor, with_input=True)
     values, grad_out = objective(out.numpy().astype(np.float64))
-    out.backward(cnnrs.from_numpy(np.ascontiguousarray(grad_out, dtype=np.float32)))
+    silent = ~np.any(grad_out.reshape(grad_out.shape[0], -1) != 0, axis=1)
+    fallback = getattr(objective, "silent_fallback", None)
+    # A filter behind a ReLU that is silent on an image has no gradient at all: ascend
+    # its pre-activation instead (the layer's input, for an elementwise layer) until it fires.
+    if fallback is not None and silent.any() and received is not None and received.shape == out.shape:
+        out.backward(_as_tensor(grad_out), retain_graph=True)
+        received.backward(_as_tensor(fallback(received.numpy().astype(np.float64), silent)))
+    else:
+        out.backward(_as_tensor(grad_out))
     if x_tensor.grad is None:
         grad = np.zeros(x.shape, dtype=np.float64)
     else:
@@ -166,6 +180,12 @@ def input_gradient(
     if norm is not None:
         grad = norm.backward(grad)
     return values, grad
+
+
+def _as_tensor(array: np.ndarray):
+    import cnnrs
+
+    return cnnrs.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
 
 
 # --- objectives: value per image and its gradient with respect to the layer output ---
@@ -179,7 +199,13 @@ def _unit_mask(shape: Sequence[int], units: Sequence[int]) -> np.ndarray:
 
 
 def filter_norm_objective(units: Sequence[int]) -> Objective:
-    """``L_i = ||h[i, units[i]]||_2`` (the course's filter objective), one unit per image."""
+    """``L_i = ||h[i, units[i]]||_2`` (the course's filter objective), one unit per image.
+
+    Its ``silent_fallback`` gives, for images where the unit is silent (the
+    norm is 0, so there is no gradient), the gradient of the unit's largest
+    pre-activation, which :func:`input_gradient` uses when the layer is
+    elementwise (a ReLU).
+    """
 
     def objective(h: np.ndarray):
         if h.ndim < 2:
@@ -192,6 +218,20 @@ def filter_norm_objective(units: Sequence[int]) -> Objective:
         safe = np.where(norms > 0, norms, 1.0).reshape((-1,) + (1,) * (h.ndim - 1))
         return norms, selected / safe
 
+    def silent_fallback(pre_activation: np.ndarray, silent: np.ndarray) -> np.ndarray:
+        # Raise the unit's pre-activation where it is closest to firing: the gradient of a
+        # soft maximum over positions (log-sum-exp, temperature a quarter of the spread).
+        # Raising the mean instead can settle on a flat image that never fires; a hard
+        # maximum jumps from place to place.
+        grad = np.zeros_like(pre_activation)
+        for i in np.flatnonzero(silent):
+            plane = pre_activation[i, units[i]]
+            temperature = 0.25 * plane.std() + 1e-12
+            weights = np.exp((plane - plane.max()) / temperature)
+            grad[i, units[i]] = weights / weights.sum()
+        return grad
+
+    objective.silent_fallback = silent_fallback
     return objective
 
 
