@@ -104,6 +104,16 @@ def test_scaled_tanh():
 # ----------------------------------------------------------------------------- VGG
 
 
+class ConstantRng:
+    """Stands in for the global generator: drawing 130 M random numbers takes ~10 s per VGG at 224,
+    and parameter counts and shapes do not depend on them."""
+
+    def uniform(self, low=0.0, high=1.0, size=None):
+        return np.broadcast_to(np.float32(0), size)
+
+    normal = uniform
+
+
 @pytest.mark.parametrize(
     "builder, batch_norm, expected",
     [
@@ -118,15 +128,22 @@ def test_scaled_tanh():
     ],
 )
 def test_vgg_imagenet_parameter_counts_match_torchvision(builder, batch_norm, expected, monkeypatch):
-    # Drawing 130 M random numbers takes ~10 s per model; the counts do not depend on them.
-    class ConstantRng:
-        def uniform(self, low=0.0, high=1.0, size=None):
-            return np.broadcast_to(np.float32(0), size)
-
-        normal = uniform
-
     monkeypatch.setattr(nn.init, "get_rng", lambda: ConstantRng())
     assert count(builder(batch_norm=batch_norm)) == expected
+
+
+def test_vgg_imagenet_head(monkeypatch):
+    monkeypatch.setattr(nn.init, "get_rng", lambda: ConstantRng())
+    model = vgg11(num_classes=7)
+    model.eval()
+    # The features of a 224x224 image are 512x7x7; the adaptive pool keeps them, the head maps them.
+    features = cnnrs.tensor(np.ones((1, 512, 7, 7), np.float32))
+    pooled = model.avgpool(features)
+    assert pooled.shape == (1, 512, 7, 7)
+    assert model.classifier(model.flatten(pooled)).shape == (1, 7)
+    assert [type(m).__name__ for m in model.classifier] == [
+        "Linear", "ReLU", "Dropout", "Linear", "ReLU", "Dropout", "Linear",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("builder", [vgg11, vgg13, vgg16, vgg19])
