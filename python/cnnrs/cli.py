@@ -277,6 +277,8 @@ def _run_train(args: argparse.Namespace) -> int:
     }
     if args.resume:
         _check_resumable(out_dir, config)
+    elif (out_dir / "latest.json").exists():
+        print(f"note: {out_dir} holds an earlier run; starting a new one over it (--resume continues it)")
     model = build_model(config)
     optimizer = _make_optimizer(optim, model, recipe)
     steps = recipe.epochs * len(train_loader)

@@ -43,20 +43,16 @@ def _window(module, in_hw: tuple[int, int], out_hw: tuple[int, int]):
 
 
 def _macs(module, output_shape: tuple[int, ...]) -> int:
-    """Multiply-accumulates of one call: conv and linear layers (plus one per output of a
-    trainable subsampling layer); bias, activations, pooling and normalisation count 0."""
+    """Multiply-accumulates of one call of a conv or linear layer; bias, activations, pooling and
+    normalisation count 0. A module can report its own count with ``count_macs(output_shape)``."""
+    if hasattr(module, "count_macs"):
+        return int(module.count_macs(output_shape))
     out_numel = int(np.prod(output_shape))
     if isinstance(module, Conv2d):
-        c_out, c_in_per_group, kh, kw = module.weight.shape
-        mask = getattr(module, "mask", None)
-        if mask is not None:  # a masked conv only multiplies its connected weights
-            per_out_channel = float(mask.reshape(c_out, -1).sum()) / c_out * kh * kw
-            return int(round(out_numel * per_out_channel))
+        _, c_in_per_group, kh, kw = module.weight.shape
         return out_numel * c_in_per_group * kh * kw
     if isinstance(module, Linear):
         return out_numel * int(module.weight.shape[1])
-    if type(module).__name__ == "Subsampling":
-        return out_numel
     return 0
 
 

@@ -106,6 +106,10 @@ class Subsampling(nn.Module):
         self.weight = nn.Parameter(np.ones(channels, dtype=np.float32))
         self.bias = nn.Parameter(np.zeros(channels, dtype=np.float32))
 
+    def count_macs(self, output_shape) -> int:
+        """One multiply by the coefficient per output (the 2x2 sums are additions)."""
+        return int(np.prod(output_shape))
+
     def forward(self, x):
         pooled = F.avg_pool2d(x, self.kernel_size, self.kernel_size)
         return pooled * self.weight.reshape(1, -1, 1, 1) + self.bias.reshape(1, -1, 1, 1)
@@ -139,6 +143,12 @@ class MaskedConv2d(nn.Conv2d):
         kh, kw = self.weight.shape[2], self.weight.shape[3]
         bias = 0 if self.bias is None else self.bias.shape[0]
         return int(self.mask.sum()) * kh * kw + bias
+
+    def count_macs(self, output_shape) -> int:
+        """Multiply-adds of the connected weights only (what a sparse implementation would do)."""
+        kh, kw = self.weight.shape[2], self.weight.shape[3]
+        per_output = float(self.mask.sum()) / self.mask.shape[0] * kh * kw  # connections per output map
+        return int(round(int(np.prod(output_shape)) * per_output))
 
     def forward(self, x):
         return F.conv2d(
