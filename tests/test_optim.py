@@ -197,6 +197,9 @@ SCHEDULERS = [
     ("StepLR", {"step_size": 3, "gamma": 0.5}, 12),
     ("CosineAnnealingLR", {"T_max": 5, "eta_min": 0.001}, 17),
     ("OneCycleLR", {"max_lr": 0.5, "total_steps": 20}, 20),
+    ("MultiStepLR", {"milestones": [2, 5, 5, 9], "gamma": 0.3}, 12),
+    ("ExponentialLR", {"gamma": 0.9}, 8),
+    ("LambdaLR", {"lr_lambda": lambda epoch: 1 / (1 + epoch)}, 8),
     ("OneCycleLR", {"max_lr": 0.5, "epochs": 2, "steps_per_epoch": 7, "anneal_strategy": "linear"}, 14),
     ("OneCycleLR", {"max_lr": 0.3, "total_steps": 15, "three_phase": True, "pct_start": 0.25}, 15),
 ]

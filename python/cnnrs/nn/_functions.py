@@ -25,7 +25,9 @@ class Conv2dFn(Function):
     def forward(
         self, x, weight, bias=None, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1, relu=False
     ):
-        x = _f32(x)
+        x, weight = _f32(x), _f32(weight)
+        if bias is not None:
+            bias = _f32(bias)
         out = _cnnrs.conv2d_forward(x, weight, bias, stride, padding, dilation, groups, relu)
         # References only (no copies): the backward kernel reads x and weight for shapes too.
         self.x, self.weight = x, weight
@@ -59,7 +61,7 @@ class LinearFn(Function):
     """y = x @ W^T + b for 2-D x, through the GEMM kernel (no transposed copies)."""
 
     def forward(self, x, weight, bias=None):
-        x = _f32(x)
+        x, weight = _f32(x), _f32(weight)
         needs = self.needs_input_grad
         self.x = x if needs[1] else None
         self.weight = weight if needs[0] else None
