@@ -61,6 +61,18 @@ def test_lenet5_classic_parameters_match_the_paper():
     }
 
 
+def test_classic_initialisation_is_uniform_in_2_4_over_fan_in():
+    cnnrs.manual_seed(0)
+    model = lenet5(classic=True)
+    c1 = np.abs(model.c1.weight.numpy())
+    assert c1.max() <= 2.4 / 25 and c1.max() > 0.8 * 2.4 / 25
+    c3 = np.abs(model.c3.weight.numpy())
+    for out_map, fan_in in ((0, 75), (6, 100), (15, 150)):
+        assert c3[out_map].max() <= 2.4 / fan_in and c3[out_map].max() > 0.8 * 2.4 / fan_in
+    f6 = np.abs(model.f6.weight.numpy())
+    assert f6.max() <= 2.4 / 120
+
+
 def test_c3_table_is_table_one_of_the_paper():
     mask = c3_mask()[:, :, 0, 0]
     assert mask.sum() == 60

@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import nn
 from ..nn import functional as F
+from ..random import get_rng
 
 # Table I of the paper: column j lists the S2 feature maps that C3 map j reads.
 # Maps 0-5 read 3 contiguous maps, 6-11 four contiguous, 12-14 four
@@ -157,20 +158,26 @@ class MaskedConv2d(nn.Conv2d):
 
 
 def _lecun_uniform_(module: nn.Module) -> None:
-    """The paper's initialisation: uniform in +-2.4 / F_in, F_in the unit's fan-in (Appendix C)."""
+    """The paper's initialisation: uniform in +-2.4 / F_in, F_in the unit's fan-in (Appendix C).
+
+    A C3 unit's fan-in counts only its connected maps (75, 100 or 150).
+    """
+    rng = get_rng()
     for sub in module.modules():
-        if isinstance(sub, (nn.Conv2d, nn.Linear)):
-            w = sub.weight.data
-            fan_in = int(np.prod(w.shape[1:]))
-            if isinstance(sub, MaskedConv2d):
-                # a C3 unit only sees its connected maps
-                fan_in = int(sub.mask[0].sum()) * w.shape[2] * w.shape[3]
-            bound = 2.4 / fan_in
-            nn.init.uniform_(sub.weight, -bound, bound)
-            if sub.bias is not None:
-                nn.init.uniform_(sub.bias, -bound, bound)
-            if isinstance(sub, MaskedConv2d):
-                sub.weight.data[...] *= sub.mask
+        if not isinstance(sub, (nn.Conv2d, nn.Linear)):
+            continue
+        weight = sub.weight.data
+        out_units = weight.shape[0]
+        if isinstance(sub, MaskedConv2d):
+            fan_in = sub.mask.reshape(out_units, -1).sum(axis=1) * weight.shape[2] * weight.shape[3]
+        else:
+            fan_in = np.full(out_units, np.prod(weight.shape[1:]))
+        bound = (2.4 / fan_in).astype(np.float32)
+        weight[...] = rng.uniform(-1.0, 1.0, weight.shape) * bound.reshape((-1,) + (1,) * (weight.ndim - 1))
+        if sub.bias is not None:
+            sub.bias.data[...] = rng.uniform(-1.0, 1.0, out_units) * bound
+        if isinstance(sub, MaskedConv2d):
+            weight[...] *= sub.mask
 
 
 class LeNet5Classic(nn.Module):
