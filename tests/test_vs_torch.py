@@ -7,6 +7,9 @@ import cnnrs
 import cnnrs.nn as nn
 
 torch = pytest.importorskip("torch")
+# One torch thread: on a shared 2-core machine OpenMP's spinning barriers make tiny ops take
+# seconds when another process holds a core; these tests compare numbers, not speed.
+torch.set_num_threads(1)
 
 
 def to_torch(a):
