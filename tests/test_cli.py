@@ -91,7 +91,7 @@ def test_tiny_train_resume_and_eval(tmp_path, capsys, mnist_available):
     # A 2-epoch run "killed" after its first epoch, then resumed with the same command.
     assert main(["train", "lenet5", "--dataset", "mnist", "--epochs", "2", "--stop-after", "1", *common]) == 0
     text = capsys.readouterr().out
-    assert "epoch 1/1" in text and "test accuracy" in text
+    assert "epoch 1/2" in text and "epoch 2/2" not in text and "test accuracy" in text
     assert (out / "latest.json").exists() and (out / "history.csv").exists()
 
     assert main(["train", "lenet5", "--dataset", "mnist", "--epochs", "2", "--resume", *common]) == 0

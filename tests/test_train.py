@@ -106,7 +106,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, optimizer):
     straight.fit(3)
 
     first = make_trainer(tmp_path / "resumed", epochs=3, optimizer=optimizer)
-    first.fit(1)
+    first.fit(3, stop_after=1)  # killed after epoch 1
     # A new process: fresh objects, a different global RNG state; resume must restore everything.
     second = make_trainer(tmp_path / "resumed", epochs=3, seed=123, optimizer=optimizer)
     cnnrs.manual_seed(999)

@@ -301,7 +301,7 @@ def _run_train(args: argparse.Namespace) -> int:
         f"weight decay {recipe.weight_decay:g}, {cnnrs.get_num_threads()} threads -> {out_dir}"
     )
     start = time.perf_counter()
-    history = trainer.fit(min(recipe.epochs, args.stop_after or recipe.epochs), resume=args.resume)
+    history = trainer.fit(recipe.epochs, resume=args.resume, stop_after=args.stop_after)
     if history:
         last = history[-1]
         print(
@@ -429,6 +429,14 @@ def _run_bench(args: argparse.Namespace) -> int:
 register_command(
     "bench", "benchmark cnnrs against numpy and PyTorch, side by side", _add_bench_arguments, _run_bench
 )
+
+# Seeing what a network sees (cnnrs.viz): its module only imports numpy at load time.
+from .viz import cli as _viz_cli  # noqa: E402
+
+register_command(
+    "visualize", _viz_cli.VISUALIZE_HELP, _viz_cli.add_visualize_arguments, _viz_cli.run_visualize
+)
+register_command("dream", _viz_cli.DREAM_HELP, _viz_cli.add_dream_arguments, _viz_cli.run_dream)
 
 
 # --------------------------------------------------------------------------- entry point

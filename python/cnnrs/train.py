@@ -186,14 +186,22 @@ class Trainer:
             "images_per_s": seen / max(elapsed, 1e-9),
         }
 
-    def fit(self, epochs: int, resume: bool = False) -> list[dict]:
-        """Train until ``epochs`` epochs are done in total; with ``resume`` continue from the
-        latest checkpoint in ``out_dir`` (starting fresh if there is none). Returns the history."""
+    def fit(self, epochs: int, resume: bool = False, stop_after: Optional[int] = None) -> list[dict]:
+        """Train until ``epochs`` epochs are done in total and return the history.
+
+        Args:
+            epochs: the run's length (what the lr schedule was built for).
+            resume: first continue from the latest checkpoint in ``out_dir`` (from
+                scratch if there is none).
+            stop_after: stop once this many epochs are done, as if the run were
+                killed there (a later ``fit(epochs, resume=True)`` finishes it).
+        """
         if epochs < 0:
             raise ValueError(f"Trainer.fit: epochs must be >= 0, got {epochs}")
         if resume:
             self.resume()
-        for epoch in range(self.epoch + 1, epochs + 1):
+        last = epochs if stop_after is None else min(epochs, stop_after)
+        for epoch in range(self.epoch + 1, last + 1):
             row = {"epoch": epoch, "lr": self._current_lr()}
             row.update(self.train_epoch(epoch, epochs))
             if self.val_loader is not None:
