@@ -264,3 +264,19 @@ def test_clip_grad_norm(norm_type):
     np.testing.assert_allclose(a.item(), b.item(), rtol=1e-6)
     for p, t in zip(ours, theirs):
         np.testing.assert_allclose(p.grad.numpy(), t.grad.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_batchnorm_is_accurate_for_large_means():
+    """Activations far from zero (mean 1000, std 1): no cancellation in the statistics or the gradient."""
+    ours, theirs = nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    theirs.load_state_dict({k: to_torch(v.numpy()) for k, v in ours.state_dict().items()})
+    rng = np.random.default_rng(0)
+    x = (1000 + rng.standard_normal((8, 3, 5, 5))).astype(np.float32)
+    g = rng.standard_normal((8, 3, 5, 5)).astype(np.float32)
+    xa, xb = cnnrs.tensor(x, requires_grad=True), to_torch(x).requires_grad_(True)
+    ya, yb = ours(xa), theirs(xb)
+    ya.backward(cnnrs.tensor(g))
+    yb.backward(to_torch(g))
+    np.testing.assert_allclose(ya.numpy(), yb.detach().numpy(), atol=2e-3)
+    np.testing.assert_allclose(xa.grad.numpy(), xb.grad.numpy(), atol=2e-3)
+    np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(), atol=2e-2)

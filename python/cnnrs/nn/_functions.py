@@ -216,6 +216,8 @@ class BatchNormFn(Function):
 
     ``mean`` / ``var`` given: evaluation with running statistics. Otherwise the
     batch statistics are used and stored in ``self.batch_mean`` / ``batch_var``.
+    The affine map is folded per channel (y = x * scale + shift) so that forward and
+    backward each make as few full passes over the activations as possible.
     """
 
     def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5):
@@ -227,36 +229,38 @@ class BatchNormFn(Function):
             var = x.var(axis=axes, dtype=F32)
             self.batch_mean, self.batch_var = mean, var
         inv_std = (1.0 / np.sqrt(var + F32(eps))).astype(F32)
-        x_hat = (x - mean.reshape(shape)) * inv_std.reshape(shape)
-        self.x_hat, self.inv_std, self.axes, self.shape = x_hat, inv_std, axes, shape
-        self.weight = weight
-        if weight is None:
-            return x_hat
-        out = x_hat * weight.reshape(shape)
-        if bias is not None:
-            out += bias.reshape(shape)
+        scale = inv_std if weight is None else inv_std * weight
+        shift = -mean * scale if bias is None else bias - mean * scale
+        self.x, self.mean, self.inv_std, self.scale = x, mean, inv_std, scale
+        self.axes, self.shape = axes, shape
+        out = x * scale.reshape(shape)
+        out += shift.reshape(shape)
         return out
 
     def backward(self, g):
-        axes, shape, x_hat = self.axes, self.shape, self.x_hat
+        axes, shape = self.axes, self.shape
         needs = self.needs_input_grad
-        scale = self.inv_std if self.weight is None else self.inv_std * self.weight
+        need_stats = self.training and needs[0]
+        sum_g = g.sum(axis=axes) if need_stats or (len(needs) > 2 and needs[2]) else None
+        sum_g_xhat = centered = None
+        if need_stats or (len(needs) > 1 and needs[1]):
+            # Centre first: sum(g * x) - mean * sum(g) would cancel badly when |mean| >> std.
+            centered = self.x - self.mean.reshape(shape)
+            sum_g_xhat = self.inv_std * (g * centered).sum(axis=axes)
         gx = None
         if needs[0]:
+            gx = g * self.scale.reshape(shape)
             if self.training:
+                # gx = scale * (g - mean(g) - x_hat * mean(g * x_hat)), x_hat = centered * inv_std
                 m = g.size // g.shape[1]
-                sum_g = g.sum(axis=axes)
-                sum_gx = (g * x_hat).sum(axis=axes)
-                gx = (g - (sum_g / m).reshape(shape) - x_hat * (sum_gx / m).reshape(shape)) * scale.reshape(
-                    shape
-                )
-            else:
-                gx = g * scale.reshape(shape)
+                centered *= (-self.scale * sum_g_xhat * self.inv_std / m).reshape(shape)
+                gx += centered
+                gx += (-self.scale * sum_g / m).reshape(shape)
         grads = [gx]
         if len(needs) > 1:
-            grads.append((g * x_hat).sum(axis=axes) if needs[1] else None)
+            grads.append(sum_g_xhat if needs[1] else None)
         if len(needs) > 2:
-            grads.append(g.sum(axis=axes) if needs[2] else None)
+            grads.append(sum_g if needs[2] else None)
         return tuple(grads) if len(grads) > 1 else gx
 
 
