@@ -148,3 +148,24 @@ def test_suite_lists_cases_without_running_them(capsys):
     assert main(["--list", "--quick", "--cases", "gemm"]) == 0
     out = capsys.readouterr().out
     assert "gemm n=64" in out and "lenet5" not in out
+
+
+def test_slow_work_gets_fewer_repetitions_and_is_flagged():
+    clock = FakeClock()
+
+    def slow():
+        clock.step = 3.0  # 3 s per call against a 5 s budget: one round of two contenders fits once
+
+    settings = Settings(warmup=1, repetitions=7, min_sample_s=0.0, max_case_s=5.0)
+    case = Case("slow", "test", "work/s", 1.0, lambda: [Contender("cnnrs", slow), Contender("torch", slow)])
+    result = measure_case(case, settings, clock=clock)
+    assert [len(m.samples) for m in result.measurements] == [1, 1]
+    assert "only 1 timed sample" in format_table([result])
+
+
+def test_relative_spread_is_iqr_over_median():
+    from cnnrs.bench.timing import relative_spread
+
+    assert relative_spread([1.0, 2.0]) is None
+    assert relative_spread([1.0, 1.0, 1.0, 1.0]) == 0.0
+    assert relative_spread([1.0, 2.0, 3.0, 4.0, 5.0]) == pytest.approx((4.0 - 2.0) / 3.0)

@@ -14,7 +14,7 @@ import json
 from dataclasses import asdict
 from typing import Optional
 
-from .timing import SUBJECT, CaseResult, Measurement
+from .timing import SUBJECT, CaseResult, Measurement, relative_spread
 
 
 def _anchor_names(results: list[CaseResult]) -> list[str]:
@@ -55,10 +55,17 @@ def _ratio_cell(result: CaseResult, anchor: str) -> str:
     return "-" if ratio is None else f"{ratio:.2f}x"
 
 
+def _spread_cell(result: CaseResult) -> str:
+    """The largest relative interquartile range among the contenders' timed samples."""
+    spreads = [relative_spread(m.samples) for m in result.measurements if m.ok and result.higher_is_better]
+    spreads = [s for s in spreads if s is not None]
+    return f"{max(spreads):.0%}" if spreads else ""
+
+
 def format_table(results: list[CaseResult], header: str = "") -> str:
     """The results as a plain-text table, grouped, with notes and errors listed below."""
     anchors = _anchor_names(results)
-    columns = ["case", "unit", SUBJECT, *anchors, *[f"vs {a}" for a in anchors]]
+    columns = ["case", "unit", SUBJECT, *anchors, *[f"vs {a}" for a in anchors], "IQR"]
     rows: list[list[str]] = []
     footnotes: list[str] = []
     group = None
@@ -70,8 +77,13 @@ def format_table(results: list[CaseResult], header: str = "") -> str:
         cells = [r.name, unit, _cell(r.get(SUBJECT))]
         cells += [_cell(r.get(a)) for a in anchors]
         cells += [_ratio_cell(r, a) for a in anchors]
+        cells.append(_spread_cell(r))
         rows.append(cells)
         for m in r.measurements:
+            if m.ok and r.higher_is_better and len(m.samples) < 3:
+                footnotes.append(
+                    f"{r.name} [{m.name}]: only {len(m.samples)} timed sample(s), too slow for more"
+                )
             if m.error:
                 footnotes.append(f"{r.name} [{m.name}] error: {m.error}")
             elif m.missing:
@@ -92,6 +104,9 @@ def format_table(results: list[CaseResult], header: str = "") -> str:
     out += [line(row) for row in rows]
     out.append("")
     out.append("vs X: cnnrs's advantage over X, > 1 means cnnrs is better (faster / smaller).")
+    out.append(
+        "IQR: largest interquartile range / median of a contender's samples (how noisy the medians are)."
+    )
     out += _deduplicated(footnotes)
     return "\n".join(out)
 

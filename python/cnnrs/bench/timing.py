@@ -62,13 +62,13 @@ class Case:
 class Settings:
     """How hard to measure. ``min_sample_s``: each timed sample repeats the call until it
     lasts at least this long (short calls are otherwise dominated by the clock);
-    ``max_case_s``: a budget per case that lowers the repetitions of very slow work."""
+    ``max_case_s``: a budget per case that lowers the repetitions of very slow work.
+    The first call of each contender (untimed check that it runs) counts as a warm-up round."""
 
     warmup: int = 1
     repetitions: int = 7
     min_sample_s: float = 0.05
     max_case_s: float = 20.0
-    min_repetitions: int = 3
 
 
 @dataclass
@@ -134,32 +134,41 @@ def time_alternating(
     runs: dict[str, Callable[[], object]],
     settings: Settings,
     clock: Callable[[], float] = time.perf_counter,
+    first_call_s: Optional[dict[str, float]] = None,
 ) -> tuple[dict[str, list[float]], dict[str, int]]:
     """Time every callable in ``runs`` alternately: warm-up, then A B A B ... repetitions.
 
     Returns the seconds per call of each repetition, by name, and how many calls
     each sample made. The number of calls per sample is set from the warm-up so
-    that a sample lasts about ``settings.min_sample_s``; the repetitions are
-    lowered (not below ``min_repetitions``) when a round of all contenders would
-    blow ``max_case_s``.
+    that a sample lasts about ``settings.min_sample_s``. ``first_call_s``: the
+    durations of a call each already made (it counts as the first warm-up round).
+    When a round of all contenders would make the case exceed ``max_case_s``,
+    the repetitions are lowered, down to 1 for very slow work (the sample
+    count is in the results; the report flags cases with few samples).
     """
-    one_call: dict[str, float] = {}
-    for _ in range(max(1, settings.warmup)):
+    one_call: dict[str, float] = dict(first_call_s or {})
+    warmup_rounds = settings.warmup - (1 if first_call_s else 0)
+    for _ in range(max(0 if first_call_s else 1, warmup_rounds)):
         for name, run in runs.items():
             one_call[name] = _time_calls(run, 1, clock)
-    calls = {
-        name: max(1, math.ceil(settings.min_sample_s / max(seconds, 1e-9)))
-        for name, seconds in one_call.items()
-    }
+    calls = {name: max(1, math.ceil(settings.min_sample_s / max(one_call[name], 1e-9))) for name in runs}
     round_s = sum(calls[name] * one_call[name] for name in runs)
     repetitions = settings.repetitions
     if round_s > 0 and round_s * repetitions > settings.max_case_s:
-        repetitions = max(settings.min_repetitions, int(settings.max_case_s // round_s))
+        repetitions = max(1, min(repetitions, int(settings.max_case_s // round_s)))
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repetitions):
         for name, run in runs.items():
             samples[name].append(_time_calls(run, calls[name], clock))
     return samples, calls
+
+
+def relative_spread(samples: list[float]) -> Optional[float]:
+    """Interquartile range / median of the samples (None below 3 samples): how noisy a median is."""
+    if len(samples) < 3:
+        return None
+    q1, _, q3 = statistics.quantiles(samples, n=4, method="inclusive")
+    return (q3 - q1) / statistics.median(samples)
 
 
 def measure_case(
@@ -184,14 +193,15 @@ def measure_case(
     measurements = {c.name: Measurement(c.name, missing=c.missing) for c in contenders}
     runs = {c.name: c.run for c in contenders if c.run is not None}
     # A contender that fails on its first call is set aside, the others still race.
+    first_call_s = {}
     for name, run in list(runs.items()):
         try:
-            run()
+            first_call_s[name] = _time_calls(run, 1, clock)
         except Exception as exc:
             measurements[name].error = _describe(exc)
             del runs[name]
     if runs:
-        samples, calls = time_alternating(runs, settings, clock)
+        samples, calls = time_alternating(runs, settings, clock, first_call_s)
         for name, per_call in samples.items():
             m = measurements[name]
             m.samples = per_call
