@@ -134,3 +134,38 @@ def test_vgg_small_fashion_mnist_default_recipe_reaches_92_5_percent(tmp_path, c
     from cnnrs.checkpoint import load_checkpoint
 
     assert load_checkpoint(tmp_path).state["history"][-1]["val_accuracy"] >= 0.925
+
+
+def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, mnist_available):
+    """A real kill: SIGKILL the training process after its first checkpoint, resume, compare bit for bit."""
+    import json
+    import os
+    import signal
+    import time
+
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    cmd = [sys.executable, "-m", "cnnrs", "train", "lenet5", "--dataset", "mnist", "--epochs", "2"]
+    cmd += ["--limit-train", "64", "--limit-test", "32", "--batch-size", "32", "--no-progress"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    subprocess.run([*cmd, "--out", str(straight)], check=True, capture_output=True, timeout=300)
+
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    process = subprocess.Popen([*cmd, "--out", str(killed)], **quiet)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        pointer = killed / "latest.json"
+        if pointer.exists() and json.loads(pointer.read_text())["epoch"] >= 1:
+            break
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    subprocess.run([*cmd, "--out", str(killed), "--resume"], check=True, capture_output=True, timeout=300)
+
+    ours, theirs = load_file(straight / "model.safetensors"), load_file(killed / "model.safetensors")
+    assert sorted(ours) == sorted(theirs)
+    for key in ours:
+        np.testing.assert_array_equal(ours[key], theirs[key], err_msg=key)
+    history = json.loads((killed / "history.json").read_text())
+    assert [row["epoch"] for row in history] == [1, 2]

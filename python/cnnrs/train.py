@@ -22,7 +22,7 @@ from .autograd import no_grad
 from .checkpoint import atomic_write, latest_checkpoint, load_checkpoint, save_checkpoint, to_numpy
 
 try:  # tqdm is a declared dependency, but a missing one must not break training
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 except ImportError:  # pragma: no cover
     tqdm = None
 
