@@ -12,11 +12,15 @@ from ..ops import unbroadcast
 F32 = np.float32
 
 
+_F32_DTYPE = np.dtype(np.float32)
+
+
 def _f32(a: np.ndarray) -> np.ndarray:
     """A C-contiguous float32 array, copying only when needed (what the kernels accept)."""
-    if a.dtype != F32:
-        return np.ascontiguousarray(a, dtype=F32)
-    return a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    # `is` first: the builtin dtype is a singleton, and this runs several times per layer.
+    if (a.dtype is _F32_DTYPE or a.dtype == F32) and a.flags.c_contiguous:
+        return a
+    return np.ascontiguousarray(a, dtype=F32)
 
 
 class Conv2dFn(Function):

@@ -19,9 +19,12 @@ class _RequiredParameter:
 required = _RequiredParameter()
 
 
+_F32_DTYPE = np.dtype(np.float32)
+
+
 def as_kernel_array(a: np.ndarray) -> np.ndarray:
     """float32 and C-contiguous, copying only when needed (what the optimiser kernels take)."""
-    if a.dtype == np.float32 and a.flags.c_contiguous:
+    if (a.dtype is _F32_DTYPE or a.dtype == np.float32) and a.flags.c_contiguous:
         return a
     return np.ascontiguousarray(a, dtype=np.float32)
 
