@@ -280,3 +280,22 @@ def test_batchnorm_is_accurate_for_large_means():
     np.testing.assert_allclose(ya.numpy(), yb.detach().numpy(), atol=2e-3)
     np.testing.assert_allclose(xa.grad.numpy(), xb.grad.numpy(), atol=2e-3)
     np.testing.assert_allclose(ours.weight.grad.numpy(), theirs.weight.grad.numpy(), atol=2e-2)
+
+
+def test_unbatched_inputs_like_torch():
+    cnnrs.manual_seed(0)
+    for ours, theirs in [
+        (nn.Conv2d(2, 3, 3, padding=1), torch.nn.Conv2d(2, 3, 3, padding=1)),
+        (nn.MaxPool2d(2), torch.nn.MaxPool2d(2)),
+        (nn.AvgPool2d(2), torch.nn.AvgPool2d(2)),
+    ]:
+        compare(ours, theirs, (2, 6, 6))
+
+
+def test_shape_errors_name_the_op():
+    with pytest.raises(cnnrs.ShapeError, match="linear: input of shape \\(4, 12\\).*in_features = 10"):
+        nn.Linear(10, 3)(cnnrs.randn(4, 12))
+    with pytest.raises(cnnrs.ShapeError, match="matmul"):
+        cnnrs.randn(2, 3) @ cnnrs.randn(2, 3)
+    with pytest.raises(cnnrs.ShapeError, match="conv2d"):
+        nn.Conv2d(3, 3, 3)(cnnrs.randn(4, 2, 8, 8))

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _cnnrs
 from .autograd import Function
+from .errors import ShapeError
 
 F32 = np.float32
 
@@ -136,6 +137,8 @@ def _mm(a: np.ndarray, b: np.ndarray, trans_a: bool = False, trans_b: bool = Fal
 class MatMul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
+        if a.ndim == 0 or b.ndim == 0 or a.shape[-1] != b.shape[0 if b.ndim == 1 else -2]:
+            raise ShapeError(f"matmul: shapes {a.shape} and {b.shape} cannot be multiplied")
         if a.ndim == 2 and b.ndim == 2 and a.dtype == F32 and b.dtype == F32:
             return _mm(a, b)
         return np.matmul(a, b)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import ops
+from ..errors import ShapeError
 from ..random import get_rng
 from ..tensor import Tensor
 from . import _functions as fn
@@ -57,9 +58,12 @@ def _conv2d(input, weight, bias, stride, padding, dilation, groups, relu: bool) 
         raise ValueError("conv2d: padding='same' is not supported for strided convolutions")
     pad4 = conv_padding(padding, weight.shape[2:], dilation)
     options = {"stride": stride, "padding": pad4, "dilation": dilation, "groups": groups, "relu": relu}
+    input = _tensor(input)
+    if input.ndim == 3:  # unbatched (C, H, W), as torch accepts
+        return _conv2d(input.unsqueeze(0), weight, bias, stride, padding, dilation, groups, relu).squeeze(0)
     if bias is None:
-        return fn.Conv2dFn.apply(_tensor(input), weight, **options)
-    return fn.Conv2dFn.apply(_tensor(input), weight, bias, **options)
+        return fn.Conv2dFn.apply(input, weight, **options)
+    return fn.Conv2dFn.apply(input, weight, bias, **options)
 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
@@ -102,6 +106,11 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
 def linear(input, weight, bias=None) -> Tensor:
     """y = input @ weight^T + bias, for input (*, in_features) and weight (out_features, in_features)."""
     input = _tensor(input)
+    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+        raise ShapeError(
+            f"linear: input of shape {tuple(input.shape)} does not end in in_features = {weight.shape[1]} "
+            f"(weight shape {tuple(weight.shape)})"
+        )
     if input.ndim == 2:
         return fn.LinearFn.apply(input, weight) if bias is None else fn.LinearFn.apply(input, weight, bias)
     lead = input.shape[:-1]
@@ -136,6 +145,11 @@ def _max_pool2d(input, kernel_size, stride, padding, dilation, ceil_mode, return
         "relu": relu,
     }
     input = _tensor(input)
+    if input.ndim == 3:  # unbatched (C, H, W)
+        out = _max_pool2d(
+            input.unsqueeze(0), kernel_size, stride, padding, dilation, ceil_mode, return_indices, relu
+        )
+        return (out[0].squeeze(0), out[1].squeeze(0)) if return_indices else out.squeeze(0)
     if not return_indices:
         return fn.MaxPool2dFn.apply(input, **options)
     f = fn.MaxPool2dFn()
@@ -147,6 +161,11 @@ def avg_pool2d(
     input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True, divisor_override=None
 ) -> Tensor:
     kernel, stride, padding, _ = _pool_args(kernel_size, stride, padding, 1, "avg_pool2d")
+    input = _tensor(input)
+    if input.ndim == 3:  # unbatched (C, H, W)
+        return avg_pool2d(
+            input.unsqueeze(0), kernel, stride, padding, ceil_mode, count_include_pad, divisor_override
+        ).squeeze(0)
     return fn.AvgPool2dFn.apply(
         _tensor(input),
         kernel_size=kernel,
