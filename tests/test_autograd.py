@@ -293,3 +293,17 @@ def test_in_place_on_leaf_requiring_grad_is_refused():
     with cnnrs.no_grad():
         x.add_(1.0)
     assert x.item() == 2.0
+
+
+def test_backward_frees_the_graph():
+    import weakref
+
+    x = cnnrs.tensor(np.ones((4, 4), dtype=np.float32), requires_grad=True)
+    hidden = (x * 2).exp()
+    probe = weakref.ref(hidden)
+    loss = hidden.sum()
+    del hidden
+    loss.backward()
+    assert probe() is None  # the intermediate activation is gone although `loss` is alive
+    with pytest.raises(RuntimeError, match="second time"):
+        loss.backward()

@@ -138,11 +138,12 @@ class Function:
         raise NotImplementedError
 
     def release(self):
-        """Drop saved arrays once backward has used them (unless retain_graph)."""
+        """Drop saved arrays and the links to the inputs once backward has used them (unless
+        retain_graph): a loss tensor kept alive afterwards then no longer pins every activation."""
         d = self.__dict__
-        inputs, needs = d["inputs"], d["needs_input_grad"]
+        needs = d["needs_input_grad"]
         d.clear()
-        d["inputs"], d["needs_input_grad"], d["_freed"] = inputs, needs, True
+        d["needs_input_grad"], d["_freed"] = needs, True
 
     @property
     def name(self) -> str:
