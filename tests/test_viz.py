@@ -195,8 +195,9 @@ def test_a_silent_filter_is_woken_through_its_pre_activation():
     bias[0] = -0.9 * weight[weight > 0].sum()  # still reachable by a bright-where-positive patch
     state = {name: value.numpy() for name, value in model.state_dict().items()}
     model.load_state_dict({**state, "0.bias": bias})
-    _, gains = viz.filter_images(model, "1", [0], steps=40, image_shape=(1, 6, 6), return_gains=True, seed=1)
-    start = viz.filter_images(model, "1", [0], steps=0, image_shape=(1, 6, 6), seed=1)
+    options = dict(image_shape=(1, 6, 6), jitter=0, blur_every=0, seed=1)
+    _, gains = viz.filter_images(model, "1", [0], steps=40, return_gains=True, **options)
+    start = viz.filter_images(model, "1", [0], steps=0, **options)
     assert layers.evaluate(model, "1", start.astype(np.float64))[0, 0].max() == 0.0  # silent at the start
     assert gains[0] == np.inf  # and firing at the end
 
@@ -235,7 +236,7 @@ def test_resolve_layer_by_name_index_and_error():
     assert layers.resolve_layer(model, 3)[1] is model[3]
     assert layers.resolve_layer(model, -1)[1] is model[3]
     assert layers.resolve_layer(model, None)[1] is model
-    with pytest.raises(KeyError, match="layers are"):
+    with pytest.raises(ValueError, match="layers are"):
         layers.resolve_layer(model, "features.9")
 
 
@@ -358,6 +359,9 @@ def test_class_images_are_classified_as_their_class_with_99_percent_confidence(m
         list(range(10)),
         steps=60,
         lr=0.1,
+        jitter=1,  # light regularisation: heavy blur trades confidence for smoother pictures
+        blur_every=8,
+        blur_sigma=0.5,
         image_shape=(1, 28, 28),
         normalize=(MNIST_MEAN, MNIST_STD),
     )
@@ -400,13 +404,16 @@ def test_filter_images_raise_their_activation_tenfold(mnist_net):
 
 def test_first_layer_filter_images_raise_their_activation(mnist_net):
     # A first-layer unit is affine in the pixels, so clipping to [0, 1] bounds what any
-    # image can reach: often less than ten times a random start. Ascent must still raise it.
+    # image can reach: often less than ten times a random start. Ascent must still raise it
+    # (plain course update, as above).
     _, gains = viz.filter_images(
         mnist_net,
         "1",
         "0-5",
-        steps=60,
+        steps=80,
         lr=0.1,
+        jitter=0,
+        blur_every=0,
         image_shape=(1, 28, 28),
         normalize=(MNIST_MEAN, MNIST_STD),
         return_gains=True,
@@ -426,3 +433,41 @@ def test_deep_dream_raises_the_layer_energy(mnist_net):
         return (layers.evaluate(mnist_net, "4", image[None], norm) ** 2).sum()
 
     assert energy(dreamed) > 2 * energy(digit)
+
+
+# --- the commands ---
+
+
+def test_visualize_and_dream_commands_write_pictures_and_numbers(tmp_path):
+    pytest.importorskip("PIL")
+    import json
+
+    from cnnrs.checkpoint import save_checkpoint
+    from cnnrs.cli import main
+    from cnnrs.models import create_model
+
+    cnnrs.manual_seed(0)
+    model = create_model("lenet5", num_classes=10)
+    config = {"model": "lenet5", "model_kwargs": {"num_classes": 10}, "dataset": "mnist"}
+    run = tmp_path / "run"
+    save_checkpoint(run, model.state_dict(), {"epoch": 1}, config)
+    picture = tmp_path / "digit.png"
+    images.save_png(np.random.default_rng(0).uniform(size=(1, 28, 28)), picture)
+    out = tmp_path / "out"
+    fast = ["--steps", "3", "--out", str(out)]
+    status = main(
+        ["visualize", str(run), "--layer", "features.4", "--filters", "0-2", "--classes", "1,7", "--kernels"]
+        + ["--saliency", str(picture)]
+        + fast
+    )
+    assert status == 0
+    for name in ("filters_features_4.png", "classes.png", "kernels.png", "saliency.png", "numbers.json"):
+        assert (out / name).is_file(), name
+    numbers = json.loads((out / "numbers.json").read_text())
+    assert len(numbers["filters"]["gains"]) == 3 and len(numbers["classes"]["confidence"]) == 2
+    assert np.allclose(numbers["normalize"], [[0.1307], [0.3081]])  # MNIST's, from the run config
+    status = main(
+        ["dream", str(run), "--image", str(picture), "--layer", "features.3", "--octaves", "2"] + fast
+    )
+    assert status == 0 and (out / "dream_features_3.png").is_file()
+    assert main(["visualize", str(run), "--layer", "features.99"] + fast) == 2  # a clear error, no traceback

@@ -31,10 +31,10 @@ from .layers import LayerRef, Objective, frozen, input_gradient
 class AscentSettings:
     steps: int = 200
     lr: float = 0.1
-    jitter: int = 1
+    jitter: int = 2
     l2_decay: float = 0.0
     blur_every: int = 0
-    blur_sigma: float = 0.5
+    blur_sigma: float = 0.8
     clip: Optional[Tuple[float, float]] = (0.0, 1.0)
     normalize_grad: bool = True
 
@@ -70,7 +70,8 @@ def ascend(
     """Run ``settings.steps`` regularised ascent steps from ``x``; returns the final float64 batch.
 
     With ``keep_best`` each image is the iterate with the highest objective
-    seen (a blur or a large step can lower it near the end). Runs the model
+    among those just after a blur (or all, without blur) and the last one: a
+    blur or a large step can lower the objective near the end. Runs the model
     frozen (eval mode, no parameter gradients); all randomness comes from
     ``rng`` so a seed fixes the result bit for bit.
     """
@@ -82,7 +83,10 @@ def ascend(
             dy, dx = rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0)
             shifted = images.roll(x, dy, dx)
             values, grad = input_gradient(model, layer, shifted, objective, normalize)
-            if keep_best:  # the value was measured on x (shifted); remember x
+            # Candidates are the iterates just after a blur (all of them without blur): an
+            # unblurred iterate scores a little higher but shows max-pooling's salt-and-pepper.
+            candidate = not settings.blur_every or step % settings.blur_every == 0
+            if keep_best and candidate:  # the value was measured on x (shifted); remember x
                 better = values > best_value
                 best_x[better], best_value[better] = x[better], values[better]
             grad = images.roll(grad, -dy, -dx)

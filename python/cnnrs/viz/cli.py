@@ -1,11 +1,11 @@
 """The ``cnnrs visualize`` and ``cnnrs dream`` subcommands.
 
-``cnnrs/cli.py`` registers them with :func:`add_visualize_command` and
-:func:`add_dream_command`; each sets ``func`` on its parser to the function that
-runs it, and that function returns the process exit status.
+``cnnrs/cli.py`` registers them with ``register_command(name, help,
+add_arguments, run)`` using the pairs below; each ``run_*`` returns the exit
+status. Heavy imports happen inside the run functions.
 
-    cnnrs visualize runs/lenet5 --layer features.4 --filters 0-5 --classes 0-9 --out docs/images/lenet5
-    cnnrs dream runs/lenet5 --image mnist:0 --layer features.4 --out docs/images/lenet5
+    cnnrs visualize runs/lenet5-mnist --layer features.4 --filters 0-5 --classes 0-9 --out docs/images/lenet5
+    cnnrs dream runs/lenet5-mnist --image mnist:0 --layer features.4 --out docs/images/lenet5
 """
 
 from __future__ import annotations
@@ -20,8 +20,11 @@ import numpy as np
 from . import images
 
 # Data sets whose images the commands can take as ``NAME:INDEX`` and whose
-# normalisation a checkpoint trained on them implies.
-_DATASETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "fashion_mnist": "FashionMNIST"}
+# normalisation (the trainer always normalises) a checkpoint trained on them implies.
+_DATASETS = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST", "cifar10": "CIFAR10"}
+
+VISUALIZE_HELP = "filter images, class images, kernels and saliency maps of a trained model"
+DREAM_HELP = "Deep Dream: enhance what a layer sees in an image"
 
 
 # --- loading a trained model ---
@@ -90,24 +93,32 @@ def input_settings(config: dict, override: Optional[str]) -> Tuple[Optional[tupl
     return (tuple(cls.mean), tuple(cls.std)), shape
 
 
-def load_input_image(spec: str, shape: tuple) -> np.ndarray:
-    """An image ``(C, H, W)`` in [0, 1] from ``DATASET:INDEX`` (test split) or a picture file."""
+def load_input_image(spec: str, shape: tuple, data_root: Optional[str] = None) -> np.ndarray:
+    """An image ``(C, H, W)`` in [0, 1] from ``DATASET:INDEX`` (test split) or a picture file.
+
+    Data-set images smaller than ``shape`` (28x28 digits for a VGG that takes
+    32x32) are zero-padded around, as the trainer pads them.
+    """
     name, _, index = spec.partition(":")
     cls = dataset_class(name) if index.isdigit() else None
-    if cls is not None:
-        return cls(train=False).images[int(index)].astype(np.float64)
-    return images.load_image(spec, channels=shape[0], size=shape[1:]).astype(np.float64)
+    if cls is None:
+        return images.load_image(spec, channels=shape[0], size=shape[1:]).astype(np.float64)
+    root = Path(data_root) / cls.name if data_root else None
+    image = cls(root=root, train=False).images[int(index)].astype(np.float64)
+    pad_h, pad_w = shape[1] - image.shape[1], shape[2] - image.shape[2]
+    if pad_h > 0 or pad_w > 0:
+        widths = ((0, 0), (pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2))
+        image = np.pad(image, widths)
+    return image
 
 
 # --- cnnrs visualize ---
 
 
-def add_visualize_command(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "visualize",
-        help="filter images, class images, kernels and saliency maps of a trained model",
-        description="Gradient ascent on the input: images that excite filters of a layer or classes, "
-        "plus first-layer kernels and a saliency map. Writes PNGs and numbers.json into --out.",
+def add_visualize_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Gradient ascent on the input: images that excite filters of a layer or classes, "
+        "plus first-layer kernels and a saliency map. Writes PNGs and numbers.json into --out."
     )
     parser.add_argument("checkpoint", help="run directory, checkpoint directory or .safetensors file")
     parser.add_argument("--layer", help="layer name as in named_modules() (e.g. features.4) or index")
@@ -118,12 +129,10 @@ def add_visualize_command(subparsers) -> argparse.ArgumentParser:
         "--saliency", metavar="IMAGE", help="also a saliency map of IMAGE (file or mnist:INDEX)"
     )
     parser.add_argument("--out", required=True, help="output directory")
-    _add_ascent_options(parser, steps=200, lr=0.1, jitter=1)
-    parser.add_argument("--blur-every", type=int, default=8, help="blur every N steps (0: never)")
-    parser.add_argument("--blur-sigma", type=float, default=0.5)
+    _add_ascent_options(parser, steps=200, lr=0.1, jitter=2)
+    parser.add_argument("--blur-every", type=int, default=4, help="blur every N steps (0: never)")
+    parser.add_argument("--blur-sigma", type=float, default=0.8)
     parser.add_argument("--l2-decay", type=float, default=0.0)
-    parser.set_defaults(func=run_visualize)
-    return parser
 
 
 def _add_ascent_options(parser, steps: int, lr: float, jitter: int) -> None:
@@ -139,6 +148,7 @@ def _add_ascent_options(parser, steps: int, lr: float, jitter: int) -> None:
         metavar="MEAN,STD",
         help="input normalisation (default: the training data set's; 'none')",
     )
+    parser.add_argument("--data-root", help="folder holding <dataset>/ folders (default: $CNNRS_DATA)")
 
 
 def _first_conv(model):
@@ -194,7 +204,7 @@ def run_visualize(args) -> int:
         filter_grid(conv, out=path, scale=max(args.scale, 1) * 2)
         print(f"{path}: kernels of {name}")
     if args.saliency:
-        image = load_input_image(args.saliency, shape)
+        image = load_input_image(args.saliency, shape, args.data_root)
         path = out / "saliency.png"
         saliency(model, image, normalize=normalize, out=path, scale=max(args.scale, 1) * 2)
         print(f"{path}: saliency map of {args.saliency}")
@@ -205,12 +215,8 @@ def run_visualize(args) -> int:
 # --- cnnrs dream ---
 
 
-def add_dream_command(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "dream",
-        help="Deep Dream: enhance what a layer sees in an image",
-        description="Deep Dream with jitter and octaves; --frames N also zooms in and dreams again N times.",
-    )
+def add_dream_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = "Deep Dream with jitter and octaves; --frames N also zooms in and dreams again."
     parser.add_argument("checkpoint", help="run directory, checkpoint directory or .safetensors file")
     parser.add_argument(
         "--image", required=True, help="picture file, or DATASET:INDEX such as mnist:0 (test set)"
@@ -222,8 +228,6 @@ def add_dream_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--frames", type=int, default=1, help="zoom-and-dream frames (default 1: one dream)")
     parser.add_argument("--zoom", type=float, default=1.1, help="zoom factor between frames")
     _add_ascent_options(parser, steps=20, lr=0.05, jitter=2)
-    parser.set_defaults(func=run_dream)
-    return parser
 
 
 def run_dream(args) -> int:
@@ -231,7 +235,7 @@ def run_dream(args) -> int:
 
     model, config = load_model(args.checkpoint)
     normalize, shape = input_settings(config, args.normalize)
-    image = load_input_image(args.image, shape)
+    image = load_input_image(args.image, shape, args.data_root)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     frames = dream_zoom(

@@ -46,7 +46,7 @@ def layer_names(model) -> list:
 def resolve_layer(model, layer: LayerRef):
     """Return ``(name, module)`` for a layer given by name, Sequential index, or None/"output".
 
-    Raises KeyError listing the valid names when the layer does not exist.
+    Raises ValueError listing the valid names when the layer does not exist.
     """
     if layer is None or layer in ("", "output", "logits"):
         return "", model
@@ -61,7 +61,7 @@ def resolve_layer(model, layer: LayerRef):
         if children and -len(children) <= index < len(children):
             return children[index]
     names = ", ".join(repr(n) for n in modules if n) or "(none)"
-    raise KeyError(f"layer {layer!r} not found in {type(model).__name__}; layers are: {names}")
+    raise ValueError(f"layer {layer!r} not found in {type(model).__name__}; layers are: {names}")
 
 
 @contextlib.contextmanager
