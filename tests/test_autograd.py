@@ -307,3 +307,14 @@ def test_backward_frees_the_graph():
     assert probe() is None  # the intermediate activation is gone although `loss` is alive
     with pytest.raises(RuntimeError, match="second time"):
         loss.backward()
+
+
+def test_grad_mode_is_per_thread():
+    import threading
+
+    seen = []
+    with cnnrs.no_grad():
+        worker = threading.Thread(target=lambda: seen.append(cnnrs.is_grad_enabled()))
+        worker.start()
+        worker.join()
+    assert seen == [True]

@@ -15,12 +15,18 @@ leaves (tensors made by the user, e.g. parameters) into their ``.grad``.
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
 
-class _GradMode:
+class _GradModeState(threading.local):
+    """Per thread, as in torch: a no_grad block in one thread leaves the others recording."""
+
     enabled = True
+
+
+_GradMode = _GradModeState()
 
 
 def is_grad_enabled() -> bool:
