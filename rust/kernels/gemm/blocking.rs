@@ -16,6 +16,18 @@ pub const MC: usize = 144;
 /// Columns of the packed B panel; a multiple of NR.
 pub const NC: usize = 4080;
 
+/// Products below this many flops stay on the calling thread (4x the crate's
+/// `PARALLEL_MIN_FLOPS`: about a 100^3 product, 20 us on one core).
+pub const GEMM_PARALLEL_MIN_FLOPS: usize = 4 * crate::threading::PARALLEL_MIN_FLOPS;
+
+/// Below this many flops, or with at most `DIRECT_MAX_M` rows or
+/// `DIRECT_MAX_N` columns in C, a product whose B is a plain matrix skips
+/// packing (`direct`): packing would cost as much as it saves. Depends on the
+/// shape only, never on the thread count.
+pub const DIRECT_MAX_FLOPS: usize = GEMM_PARALLEL_MIN_FLOPS;
+pub const DIRECT_MAX_M: usize = 4 * MR;
+pub const DIRECT_MAX_N: usize = 2 * NR;
+
 /// Cuts `len` into `ceil(len / max_block)` nearly equal blocks whose sizes are
 /// multiples of `unit` (except the last), as `(start, size)` pairs. The cut
 /// depends on `len` alone: for K this fixes the order of the reduction.

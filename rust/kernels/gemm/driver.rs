@@ -12,24 +12,26 @@ use std::cell::Cell;
 
 use rayon::prelude::*;
 
-use super::blocking::{block_size, split, KC, MC, MR, NC, NR};
+use super::blocking::{block_size, split, GEMM_PARALLEL_MIN_FLOPS, KC, MC, MR, NC, NR};
 use super::pack::{pack_a, PackB};
-use super::tile::{compute_tile, MicroKernel, TileUpdate};
+use super::tile::{compute_tile, AOperand, MicroKernel, TileUpdate};
 use super::{Epilogue, MatRef};
-use crate::threading::{self, PARALLEL_MIN_FLOPS};
+use crate::threading;
 
 /// K blocks are multiples of this (except the last) so the unrolled k loop has no tail.
 const K_UNIT: usize = 8;
 
 /// The C pointer shared by the tasks, which write disjoint tiles.
 #[derive(Clone, Copy)]
-struct CPtr(*mut f32);
+pub(super) struct CPtr(pub(super) *mut f32);
 // SAFETY: tasks write disjoint tiles of C and the caller holds `&mut` to all of C
 // for the duration of the call.
 unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
 
 thread_local! {
+    /// Packed edge strips of the direct path.
+    pub(super) static EDGE_BUF: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
     /// Packed A block of the tasks that run on this thread (reused across calls).
     static A_BUF: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
     /// Packed B panel of the calls made from this thread.
@@ -40,7 +42,7 @@ thread_local! {
 /// The vector is taken out of the thread-local and put back afterwards, so a
 /// re-entrant use (rayon can run another job on this thread while we wait)
 /// gets a fresh buffer instead of a conflict.
-fn with_buffer<R>(
+pub(super) fn with_buffer<R>(
     slot: &'static std::thread::LocalKey<Cell<Vec<f32>>>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,
@@ -108,8 +110,9 @@ impl Block<'_> {
                         compute_tile(
                             self.kernel,
                             kc,
-                            a_strip.as_ptr(),
+                            &AOperand::packed(a_strip),
                             b_strip,
+                            NR,
                             self.c.0.add(i * ldc + j),
                             ldc,
                             mr,
@@ -122,6 +125,17 @@ impl Block<'_> {
             }
         });
     }
+}
+
+/// Whether a product is big enough for the pool (always false on one thread).
+/// Rayon wake-ups cost microseconds, a 64^3 product takes about 5 us on one
+/// core, hence a higher bar than the crate-wide `PARALLEL_MIN_FLOPS`.
+pub(super) fn worth_parallel(m: usize, n: usize, k: usize) -> bool {
+    flops(m, n, k) >= GEMM_PARALLEL_MIN_FLOPS && threading::num_threads() > 1
+}
+
+pub(super) fn flops(m: usize, n: usize, k: usize) -> usize {
+    m.saturating_mul(n).saturating_mul(k).saturating_mul(2)
 }
 
 /// The packed blocked product; `gemm_ex` has validated the arguments.
@@ -138,8 +152,7 @@ pub fn run<B: PackB + ?Sized>(
     kernel: MicroKernel,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols());
-    let flops = m.saturating_mul(n).saturating_mul(k).saturating_mul(2);
-    let parallel = parallel && flops >= PARALLEL_MIN_FLOPS && threading::num_threads() > 1;
+    let parallel = parallel && worth_parallel(m, n, k);
     let c = CPtr(c.as_mut_ptr());
     let panel_len = block_size(n, NC, NR).next_multiple_of(NR) * block_size(k, KC, K_UNIT);
 
