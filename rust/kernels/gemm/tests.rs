@@ -360,7 +360,7 @@ fn timing_breakdown() {
             .fold(f64::INFINITY, f64::min)
             * 1e6
     }
-    for n in [64usize, 256, 512] {
+    for n in [64usize, 256, 512, 1024] {
         let a_data = values(n * n, 1);
         let b_data = values(n * n, 2);
         let a = MatRef::row_major(&a_data, n, n);
