@@ -16,6 +16,9 @@ pub const NR: usize = 16;
 pub const KC: usize = 512;
 /// Rows of C per task (packed A block); a multiple of MR.
 pub const MC: usize = 96;
+/// Rows of A packed at once (per K block), shared by the tasks; a multiple
+/// of MC. Bounds the packed A buffer (MB x KC floats, 3 MiB).
+pub const MB: usize = 16 * MC;
 /// Columns of the packed B panel; a multiple of NR.
 pub const NC: usize = 4080;
 
