@@ -1,31 +1,32 @@
 //! The portable micro-kernel: plain Rust that the compiler vectorises for any
 //! target (SSE2 on baseline x86-64, NEON on aarch64). Taken when AVX2+FMA is
-//! missing or the fallback is forced. Same packed layouts, same tile update as
-//! the AVX2 kernel; it rounds a*b and the sum separately (no FMA), so the two
+//! missing or the fallback is forced. Same operands, same tile update as the
+//! AVX2 kernel; it rounds a*b and the sum separately (no FMA), so the two
 //! paths agree within float32 rounding, not bitwise.
 
 use super::blocking::{MR, NR};
-use super::tile::TileUpdate;
+use super::tile::{AOperand, TileUpdate};
 
 /// See [`super::tile::MicroKernel`].
 ///
 /// # Safety
-/// `a`, `b` readable for `kc * MR` / `kc * NR` floats; `c` readable and
-/// writable for MR rows of NR floats with row stride `ldc`.
+/// As for [`super::tile::MicroKernel`].
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn kernel_6x16(
     kc: usize,
-    a: *const f32,
+    a: &AOperand,
     b: *const f32,
+    b_step: usize,
     c: *mut f32,
     ldc: usize,
     update: &TileUpdate,
     bias: Option<&[f32; MR]>,
 ) {
-    let a = std::slice::from_raw_parts(a, kc * MR);
-    let b = std::slice::from_raw_parts(b, kc * NR);
     let mut acc = [[0.0f32; NR]; MR];
-    for (a_col, b_row) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
-        for (acc_row, &a_val) in acc.iter_mut().zip(a_col) {
+    for p in 0..kc {
+        let b_row = &*(b.add(p * b_step) as *const [f32; NR]);
+        let a_col: [f32; MR] = std::array::from_fn(|r| *a.rows[r].add(p * a.step));
+        for (acc_row, &a_val) in acc.iter_mut().zip(&a_col) {
             for (acc_val, &b_val) in acc_row.iter_mut().zip(b_row) {
                 *acc_val += a_val * b_val;
             }
