@@ -44,7 +44,12 @@ fn try_build_pool(n: usize) -> Result<ThreadPool, rayon::ThreadPoolBuildError> {
 fn build_pool(n: usize) -> ThreadPool {
     try_build_pool(n)
         .or_else(|_| try_build_pool(1))
-        .or_else(|_| ThreadPoolBuilder::new().num_threads(1).use_current_thread().build())
+        .or_else(|_| {
+            ThreadPoolBuilder::new()
+                .num_threads(1)
+                .use_current_thread()
+                .build()
+        })
         .unwrap_or_else(|e| panic!("cnnrs: cannot start even one worker thread: {e}"))
 }
 

@@ -49,11 +49,16 @@ def _case_inputs(seed):
         return rng.standard_normal(shape).astype(np.float32)
 
     return dict(
-        a=r(150, 260), b=r(260, 170),
-        x=r(8, 6, 30, 30), w=r(10, 6, 3, 3), bias=r(10),
+        a=r(150, 260),
+        b=r(260, 170),
+        x=r(8, 6, 30, 30),
+        w=r(10, 6, 3, 3),
+        bias=r(10),
         pool_x=r(16, 24, 28, 28),
-        logits=r(900, 100), target=rng.integers(0, 100, size=900),
-        big=r(300_000), big_g=r(300_000),
+        logits=r(900, 100),
+        target=rng.integers(0, 100, size=900),
+        big=r(300_000),
+        big_g=r(300_000),
     )
 
 
@@ -67,16 +72,21 @@ def _run_every_kernel(d):
     out["gemm_acc"] = acc
     out["conv"] = c.conv2d_forward(d["x"], d["w"], d["bias"], padding=(1, 1, 1, 1), relu=True)
     dy = out["conv"] * 0.5
-    for k, v in zip(("conv_dx", "conv_dw", "conv_db"),
-                    c.conv2d_backward(d["x"], d["w"], dy, padding=(1, 1, 1, 1))):
+    for k, v in zip(
+        ("conv_dx", "conv_dw", "conv_db"), c.conv2d_backward(d["x"], d["w"], dy, padding=(1, 1, 1, 1))
+    ):
         out[k] = v
-    out["conv_g"] = c.conv2d_forward(d["x"], np.ascontiguousarray(d["w"][:, :3]), None, stride=(2, 2), groups=2)
+    out["conv_g"] = c.conv2d_forward(
+        d["x"], np.ascontiguousarray(d["w"][:, :3]), None, stride=(2, 2), groups=2
+    )
     y, idx = c.max_pool2d_forward(d["pool_x"], (2, 2), (2, 2))
     out["max"], out["argmax"] = y, idx
     out["max_relu"] = c.max_pool2d_forward(d["pool_x"], (3, 3), (2, 2), (1, 1), relu=True)[0]
     out["max_dx"] = c.max_pool2d_backward(y, idx, d["pool_x"].shape, (2, 2), (2, 2))
     out["avg"] = c.avg_pool2d_forward(d["pool_x"], (3, 3), (2, 2), (1, 1), ceil_mode=True)
-    out["avg_dx"] = c.avg_pool2d_backward(out["avg"], d["pool_x"].shape, (3, 3), (2, 2), (1, 1), ceil_mode=True)
+    out["avg_dx"] = c.avg_pool2d_backward(
+        out["avg"], d["pool_x"].shape, (3, 3), (2, 2), (1, 1), ceil_mode=True
+    )
     out["relu"] = c.relu_forward(d["big"])
     out["relu_dx"] = c.relu_backward(d["big_g"], out["relu"])
     biased = d["pool_x"].copy()
@@ -85,20 +95,50 @@ def _run_every_kernel(d):
     out["ce"], out["ce_grad"] = c.cross_entropy(d["logits"], d["target"], label_smoothing=0.1)
     p, buf = d["big"].copy(), np.zeros_like(d["big"])
     for step in range(2):
-        c.sgd_step([p, out["relu"].copy()], [d["big_g"], d["big"]], [buf, buf.copy()], 0.1, momentum=0.9,
-                   nesterov=True, weight_decay=1e-3, first_step=step == 0)
+        c.sgd_step(
+            [p, out["relu"].copy()],
+            [d["big_g"], d["big"]],
+            [buf, buf.copy()],
+            0.1,
+            momentum=0.9,
+            nesterov=True,
+            weight_decay=1e-3,
+            first_step=step == 0,
+        )
     out["sgd"] = p
     q, m, v, vm = d["big"].copy(), *(np.zeros_like(d["big"]) for _ in range(3))
     for step in (1, 2):
-        c.adam_step([q], [d["big_g"]], [m], [v], [vm], step, 1e-3, weight_decay=0.01,
-                    decoupled_weight_decay=True, amsgrad=True)
+        c.adam_step(
+            [q],
+            [d["big_g"]],
+            [m],
+            [v],
+            [vm],
+            step,
+            1e-3,
+            weight_decay=0.01,
+            decoupled_weight_decay=True,
+            amsgrad=True,
+        )
     out["adam"] = q
     return out
 
 
-KERNELS = {"gemm", "conv2d_forward", "conv2d_backward", "max_pool2d_forward", "max_pool2d_backward",
-           "avg_pool2d_forward", "avg_pool2d_backward", "relu_forward", "relu_backward", "bias_add_",
-           "cross_entropy", "sgd_step", "adam_step"}
+KERNELS = {
+    "gemm",
+    "conv2d_forward",
+    "conv2d_backward",
+    "max_pool2d_forward",
+    "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "relu_forward",
+    "relu_backward",
+    "bias_add_",
+    "cross_entropy",
+    "sgd_step",
+    "adam_step",
+}
 
 
 def test_the_list_covers_every_kernel():
