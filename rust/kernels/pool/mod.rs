@@ -41,7 +41,8 @@ pub struct Pool2dParams {
 }
 
 /// PyTorch's `pooling_output_shape`: None when the output would be empty.
-/// Computed in i128 so that absurd sizes (from a backward's `input_shape`) cannot wrap.
+/// Checked arithmetic in i128, so that absurd sizes (from a backward's
+/// `input_shape`) give None instead of wrapping around.
 pub fn pool_out_len(
     len: usize,
     k: usize,
@@ -50,17 +51,11 @@ pub fn pool_out_len(
     dilation: usize,
     ceil_mode: bool,
 ) -> Option<usize> {
-    let (len, k, pad, stride, dilation) = (
-        len as i128,
-        k as i128,
-        pad as i128,
-        stride as i128,
-        dilation as i128,
-    );
+    let [len, k, pad, stride, dilation] = [len, k, pad, stride, dilation].map(|v| v as i128);
     if k < 1 || stride < 1 || dilation < 1 {
         return None;
     }
-    let span = dilation * (k - 1) + 1;
+    let span = dilation.checked_mul(k - 1)? + 1; // each factor < 2^64: the sum cannot overflow
     let numer = len + 2 * pad - span + if ceil_mode { stride - 1 } else { 0 };
     if numer < 0 {
         return None;
