@@ -9,6 +9,11 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
+/// The most threads a pool may have: far above any CPU this library targets,
+/// and low enough that a typo (`set_num_threads(100000)`) fails fast instead
+/// of spawning threads until the machine gives out.
+pub const MAX_THREADS: usize = 256;
+
 /// Below about this many flops a kernel stays on the calling thread: waking
 /// rayon workers costs more than tiny ops gain.
 pub const PARALLEL_MIN_FLOPS: usize = 500_000;
@@ -18,20 +23,34 @@ fn slot() -> &'static RwLock<Arc<ThreadPool>> {
     POOL.get_or_init(|| RwLock::new(Arc::new(build_pool(default_num_threads()))))
 }
 
+/// `CNNRS_NUM_THREADS` if it is an integer in 1..=MAX_THREADS, else the machine's cores.
 fn default_num_threads() -> usize {
     std::env::var("CNNRS_NUM_THREADS")
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
-        .filter(|&n| n > 0)
+        .filter(|&n| (1..=MAX_THREADS).contains(&n))
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-fn build_pool(n: usize) -> ThreadPool {
+fn try_build_pool(n: usize) -> Result<ThreadPool, rayon::ThreadPoolBuildError> {
     ThreadPoolBuilder::new()
         .num_threads(n)
         .thread_name(|i| format!("cnnrs-{i}"))
         .build()
-        .expect("building a rayon thread pool only fails if threads cannot be spawned")
+}
+
+/// The first pool: if its threads cannot be spawned, one thread (rayon then
+/// runs the work on that thread) rather than a panic inside a kernel call.
+fn build_pool(n: usize) -> ThreadPool {
+    try_build_pool(n)
+        .or_else(|_| try_build_pool(1))
+        .or_else(|_| {
+            ThreadPoolBuilder::new()
+                .num_threads(1)
+                .use_current_thread()
+                .build()
+        })
+        .unwrap_or_else(|e| panic!("cnnrs: cannot start even one worker thread: {e}"))
 }
 
 /// The current pool. Callers hold the `Arc`, so a concurrent `set_num_threads`
@@ -49,8 +68,10 @@ pub fn num_threads() -> usize {
     pool().current_num_threads()
 }
 
-/// Replaces the pool with one of `n` threads (`n >= 1`, checked by the caller).
-pub fn set_num_threads(n: usize) {
-    let new_pool = Arc::new(build_pool(n.max(1)));
+/// Replaces the pool with one of `n` threads (`1 <= n <= MAX_THREADS`, checked
+/// by the caller). On failure (threads cannot be spawned) the old pool stays.
+pub fn set_num_threads(n: usize) -> Result<(), String> {
+    let new_pool = Arc::new(try_build_pool(n.clamp(1, MAX_THREADS)).map_err(|e| e.to_string())?);
     *slot().write().unwrap_or_else(|e| e.into_inner()) = new_pool;
+    Ok(())
 }

@@ -229,8 +229,9 @@ def cross_entropy(logits, target, label_smoothing=0.0, ignore_index=-100):
 # ---------------------------------------------------------------- optimisers
 
 
-def sgd_step(param, grad, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False,
-             maximize=False):
+def sgd_step(
+    param, grad, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0, nesterov=False, maximize=False
+):
     """One torch.optim.SGD step; returns (new_param, new_buf). buf None means the first step."""
     d = -grad if maximize else grad
     if weight_decay != 0:
@@ -241,8 +242,22 @@ def sgd_step(param, grad, buf, lr, momentum=0.0, dampening=0.0, weight_decay=0.0
     return param - lr * d, buf
 
 
-def adam_step(param, grad, m, v, vmax, step, lr, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-              decoupled_weight_decay=False, amsgrad=False, maximize=False):
+def adam_step(
+    param,
+    grad,
+    m,
+    v,
+    vmax,
+    step,
+    lr,
+    beta1=0.9,
+    beta2=0.999,
+    eps=1e-8,
+    weight_decay=0.0,
+    decoupled_weight_decay=False,
+    amsgrad=False,
+    maximize=False,
+):
     """One torch.optim.Adam / AdamW step; returns (param, m, v, vmax)."""
     g = -grad if maximize else grad
     if weight_decay != 0:

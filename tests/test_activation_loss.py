@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import reference as ref
 
+import reference as ref
 from cnnrs import _cnnrs
 
 SIZES = [(1,), (7,), (3, 5), (2, 3, 4, 5), (1 << 16) + 3]  # the last one runs in parallel chunks
@@ -34,7 +34,9 @@ def test_relu_matches_pytorch(rng):
     np.testing.assert_array_equal(_cnnrs.relu_backward(dy, y), tx.grad.numpy())
 
 
-@pytest.mark.parametrize("shape", [(2, 3), (4, 5, 7), (2, 3, 4, 5), (1, 1), (65, 6, 14, 14), (3000, 40)], ids=str)
+@pytest.mark.parametrize(
+    "shape", [(2, 3), (4, 5, 7), (2, 3, 4, 5), (1, 1), (65, 6, 14, 14), (3000, 40)], ids=str
+)
 def test_bias_add_in_place(shape, rng):
     y = rng.standard_normal(shape).astype(np.float32)
     bias = rng.standard_normal(shape[1]).astype(np.float32)

@@ -6,8 +6,8 @@ import itertools
 
 import numpy as np
 import pytest
-import reference as ref
 
+import reference as ref
 from cnnrs import _cnnrs
 
 SHAPES = [(3,), (4, 5), (6, 1, 5, 5), (70_000,)]  # the last is split into parallel chunks
@@ -45,7 +45,9 @@ def test_sgd_matches_reference(cfg, rng):
         grads = make(rng, SHAPES)
         _cnnrs.sgd_step(params, grads, bufs, 0.05, first_step=step == 0, **cfg)
         for i, g in enumerate(grads):
-            expected[i], ref_bufs[i] = ref.sgd_step(expected[i], g.astype(np.float64), ref_bufs[i], 0.05, **cfg)
+            expected[i], ref_bufs[i] = ref.sgd_step(
+                expected[i], g.astype(np.float64), ref_bufs[i], 0.05, **cfg
+            )
     for p, e in zip(params, expected):
         np.testing.assert_allclose(p, e, rtol=1e-5, atol=1e-6)
 

@@ -7,8 +7,8 @@ import itertools
 
 import numpy as np
 import pytest
-import reference as ref
 
+import reference as ref
 from cnnrs import _cnnrs
 
 # (N, C, H, W): odd sizes, 1x1 planes, widths around the 8- and 16-lane boundaries.
@@ -17,7 +17,9 @@ SHAPES = [(1, 1, 1, 1), (2, 3, 7, 9), (1, 2, 16, 17), (3, 1, 5, 33), (2, 2, 28, 
 
 def pool_configs(max_kernel=3):
     """(kernel, stride, padding, dilation, ceil_mode), padding <= kernel / 2."""
-    for k, s, p, d, ceil in itertools.product(range(1, max_kernel + 1), (1, 2, 3), (0, 1), (1, 2), (False, True)):
+    for k, s, p, d, ceil in itertools.product(
+        range(1, max_kernel + 1), (1, 2, 3), (0, 1), (1, 2), (False, True)
+    ):
         if p <= k // 2:
             yield (k, k), (s, s), (p, p), (d, d), ceil
     yield (2, 3), (1, 2), (1, 0), (1, 1), True  # rectangular
@@ -83,7 +85,9 @@ def test_max_pool_backward_finite_differences(rng):
     y, idx = _cnnrs.max_pool2d_forward(x.astype(np.float32), k, s, p, ceil_mode=True)
     dy = rng.standard_normal(y.shape)
     dx = _cnnrs.max_pool2d_backward(dy.astype(np.float32), idx, shape, k, s, p, ceil_mode=True)
-    num = ref.numerical_gradient(lambda v: (ref.max_pool2d(v, k, s, p, ceil_mode=True)[0] * dy).sum(), x, 1e-3)
+    num = ref.numerical_gradient(
+        lambda v: (ref.max_pool2d(v, k, s, p, ceil_mode=True)[0] * dy).sum(), x, 1e-3
+    )
     np.testing.assert_allclose(dx, num, rtol=1e-4, atol=1e-4)
 
 
@@ -214,8 +218,14 @@ def test_large_batch_runs_in_parallel_with_same_result(rng):
     for n in (1, 2):
         _cnnrs.set_num_threads(n)
         y, idx = _cnnrs.max_pool2d_forward(x, (2, 2), (2, 2))
-        outs.append((y, idx, _cnnrs.max_pool2d_backward(dy, idx, x.shape, (2, 2), (2, 2)),
-                     _cnnrs.avg_pool2d_forward(x, (3, 3), (2, 2), (1, 1))))
+        outs.append(
+            (
+                y,
+                idx,
+                _cnnrs.max_pool2d_backward(dy, idx, x.shape, (2, 2), (2, 2)),
+                _cnnrs.avg_pool2d_forward(x, (3, 3), (2, 2), (1, 1)),
+            )
+        )
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(outs[0][0], ref.max_pool2d(x, (2, 2), (2, 2))[0].astype(np.float32))

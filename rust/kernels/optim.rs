@@ -52,14 +52,28 @@ pub fn sgd_step(cfg: &SgdConfig, tensors: Vec<SgdTensor<'_>>, first_step: bool) 
                 .map(|((p, g), b)| (p, g, b)),
         );
     }
-    run(pieces, total, |(p, g, b)| sgd_chunk(&c, first_step, p, g, b));
+    run(pieces, total, |(p, g, b)| {
+        sgd_chunk(&c, first_step, p, g, b)
+    });
 }
 
-fn sgd_chunk(c: &SgdConfig, first_step: bool, param: &mut [f32], grad: &[f32], buf: Option<&mut [f32]>) {
+fn sgd_chunk(
+    c: &SgdConfig,
+    first_step: bool,
+    param: &mut [f32],
+    grad: &[f32],
+    buf: Option<&mut [f32]>,
+) {
     let sign = if c.maximize { -1.0f32 } else { 1.0 };
     let (lr, wd, m, damp) = (c.lr, c.weight_decay, c.momentum, 1.0 - c.dampening);
     // PyTorch skips the weight-decay term when it is 0 (0 * inf would be NaN).
-    let decayed = |p: f32, g: f32| if wd != 0.0 { sign * g + wd * p } else { sign * g };
+    let decayed = |p: f32, g: f32| {
+        if wd != 0.0 {
+            sign * g + wd * p
+        } else {
+            sign * g
+        }
+    };
     match buf {
         None => {
             for (p, &g) in param.iter_mut().zip(grad) {
@@ -137,7 +151,9 @@ pub fn adam_step(cfg: &AdamConfig, tensors: Vec<AdamTensor<'_>>) {
                 .map(|((((p, g), m), v), vm)| (p, g, m, v, vm)),
         );
     }
-    run(pieces, total, |(p, g, m, v, vm)| adam_chunk(&c, &k, p, g, m, v, vm));
+    run(pieces, total, |(p, g, m, v, vm)| {
+        adam_chunk(&c, &k, p, g, m, v, vm)
+    });
 }
 
 struct AdamConstants {
@@ -158,7 +174,11 @@ fn adam_chunk(
 ) {
     let sign = if c.maximize { -1.0f32 } else { 1.0 };
     let (b1, b2, eps) = (1.0 - c.beta1, c.beta2, c.eps);
-    let coupled_wd = if c.decoupled_weight_decay { 0.0 } else { c.weight_decay };
+    let coupled_wd = if c.decoupled_weight_decay {
+        0.0
+    } else {
+        c.weight_decay
+    };
     let decoupled = c.decoupled_weight_decay && c.weight_decay != 0.0;
     // Gradient with L2 decay and the exp_avg / exp_avg_sq updates; returns the new (m, v).
     let moments = |p: &mut f32, g: f32, m: &mut f32, v: &mut f32| {
@@ -174,7 +194,11 @@ fn adam_chunk(
     let apply = |p: &mut f32, m: f32, second: f32| {
         *p -= k.step_size * m / (second.sqrt() / k.bc2_sqrt + eps);
     };
-    let pgmv = param.iter_mut().zip(grad).zip(exp_avg.iter_mut()).zip(exp_avg_sq.iter_mut());
+    let pgmv = param
+        .iter_mut()
+        .zip(grad)
+        .zip(exp_avg.iter_mut())
+        .zip(exp_avg_sq.iter_mut());
     match max_exp_avg_sq {
         None => {
             for (((p, &g), m), v) in pgmv {

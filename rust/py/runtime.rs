@@ -6,16 +6,22 @@ use crate::error::KernelError;
 use crate::kernels::simd;
 use crate::threading;
 
-/// Sets the number of threads every kernel uses (>= 1).
+/// Sets the number of threads every kernel uses (1 ..= threading::MAX_THREADS).
 #[pyfunction]
 pub fn set_num_threads(n: i64) -> PyResult<()> {
-    if n < 1 {
-        return Err(
-            KernelError::Argument(format!("set_num_threads: n must be >= 1, got {n}")).into(),
-        );
+    let max = threading::MAX_THREADS;
+    if n < 1 || n > max as i64 {
+        return Err(KernelError::Argument(format!(
+            "set_num_threads: n must be between 1 and {max}, got {n}"
+        ))
+        .into());
     }
-    threading::set_num_threads(n as usize);
-    Ok(())
+    threading::set_num_threads(n as usize).map_err(|e| {
+        KernelError::Argument(format!(
+            "set_num_threads: cannot start {n} threads ({e}); the previous pool stays"
+        ))
+        .into()
+    })
 }
 
 #[pyfunction]

@@ -5,34 +5,54 @@
 //! rows into one row buffer (a contiguous, vectorisable pass along W), then
 //! sums each output's columns of that buffer; the backward spreads each
 //! output row's gradient over one row buffer, then adds the buffer to every
-//! input row of the window.
+//! input row of the window. The divisor is separable too (a row count times a
+//! column count), so both factors are computed once per call.
 
-use super::{for_each_plane, Pool2dParams};
+use super::{for_each_plane_group, Pool2dParams};
 
-/// PyTorch's divisor of output (oy, ox): the window size clipped to the
-/// padded input, or to the input alone without `count_include_pad`.
-#[inline]
-fn divisor(
-    p: &Pool2dParams,
-    oy: usize,
-    ox: usize,
-    count_include_pad: bool,
+/// Per-call tables: input column range of each output column, and the two
+/// factors of PyTorch's divisor.
+struct AvgTables {
+    cols: Vec<(usize, usize)>,
+    col_count: Vec<usize>,
+    row_count: Vec<usize>,
     divisor_override: Option<usize>,
-) -> f32 {
-    if let Some(d) = divisor_override {
-        return d as f32;
-    }
-    let padded_len = |axis: usize, o: usize| {
-        let (len, pad) = ([p.h, p.w][axis], p.padding[axis]);
-        let start = o * p.stride[axis];
-        let end = (start + p.kernel[axis]).min(len + 2 * pad);
-        if count_include_pad {
-            end - start
-        } else {
-            end.min(len + pad).saturating_sub(start.max(pad))
+}
+
+impl AvgTables {
+    fn new(p: &Pool2dParams, count_include_pad: bool, divisor_override: Option<usize>) -> Self {
+        // Window length along `axis`, clipped to the padded input, or to the
+        // input alone without count_include_pad.
+        let count = |axis: usize, o: usize| {
+            let (len, pad) = ([p.h, p.w][axis], p.padding[axis]);
+            let start = o * p.stride[axis];
+            let end = (start + p.kernel[axis]).min(len + 2 * pad);
+            if count_include_pad {
+                end - start
+            } else {
+                end.min(len + pad).saturating_sub(start.max(pad))
+            }
+        };
+        AvgTables {
+            cols: (0..p.out_w)
+                .map(|ox| {
+                    let (x0, x1, _) = p.taps(1, ox);
+                    (x0, x1.max(x0))
+                })
+                .collect(),
+            col_count: (0..p.out_w).map(|ox| count(1, ox)).collect(),
+            row_count: (0..p.out_h).map(|oy| count(0, oy)).collect(),
+            divisor_override,
         }
-    };
-    (padded_len(0, oy) * padded_len(1, ox)) as f32
+    }
+
+    #[inline]
+    fn divisor(&self, oy: usize, ox: usize) -> f32 {
+        match self.divisor_override {
+            Some(d) => d as f32,
+            None => (self.row_count[oy] * self.col_count[ox]) as f32,
+        }
+    }
 }
 
 pub fn avg_pool2d_forward(
@@ -42,31 +62,33 @@ pub fn avg_pool2d_forward(
     x: &[f32],
     y: &mut [f32],
 ) {
-    let in_plane = p.in_plane();
-    for_each_plane(y, p.out_plane(), p.traffic(), |plane, out| {
-        let xs = &x[plane * in_plane..][..in_plane];
+    let (in_plane, out_plane) = (p.in_plane(), p.out_plane());
+    let t = AvgTables::new(p, count_include_pad, divisor_override);
+    for_each_plane_group(y, out_plane, p.traffic(), |first, group| {
         let mut col_sums = vec![0.0f32; p.w];
-        for oy in 0..p.out_h {
-            let yrow = &mut out[oy * p.out_w..][..p.out_w];
-            let (y0, y1, _) = p.taps(0, oy);
-            if y0 >= y1 {
-                yrow.fill(0.0);
-                continue;
-            }
-            col_sums.copy_from_slice(&xs[y0 * p.w..][..p.w]);
-            for iy in y0 + 1..y1 {
-                for (s, &v) in col_sums.iter_mut().zip(&xs[iy * p.w..][..p.w]) {
-                    *s += v;
+        for (j, out) in group.chunks_mut(out_plane).enumerate() {
+            let xs = &x[(first + j) * in_plane..][..in_plane];
+            for oy in 0..p.out_h {
+                let yrow = &mut out[oy * p.out_w..][..p.out_w];
+                let (y0, y1, _) = p.taps(0, oy);
+                if y0 >= y1 {
+                    yrow.fill(0.0);
+                    continue;
                 }
-            }
-            for (ox, o) in yrow.iter_mut().enumerate() {
-                let (x0, x1, _) = p.taps(1, ox);
-                let sum: f32 = col_sums[x0..x1.max(x0)].iter().sum();
-                *o = if x0 < x1 {
-                    sum / divisor(p, oy, ox, count_include_pad, divisor_override)
-                } else {
-                    0.0
-                };
+                col_sums.copy_from_slice(&xs[y0 * p.w..][..p.w]);
+                for iy in y0 + 1..y1 {
+                    for (s, &v) in col_sums.iter_mut().zip(&xs[iy * p.w..][..p.w]) {
+                        *s += v;
+                    }
+                }
+                for (ox, o) in yrow.iter_mut().enumerate() {
+                    let (x0, x1) = t.cols[ox];
+                    *o = if x0 < x1 {
+                        col_sums[x0..x1].iter().sum::<f32>() / t.divisor(oy, ox)
+                    } else {
+                        0.0
+                    };
+                }
             }
         }
     });
@@ -79,28 +101,29 @@ pub fn avg_pool2d_backward(
     dy: &[f32],
     dx: &mut [f32],
 ) {
-    let out_plane = p.out_plane();
-    for_each_plane(dx, p.in_plane(), p.traffic(), |plane, out| {
-        out.fill(0.0);
-        let g = &dy[plane * out_plane..][..out_plane];
+    let (in_plane, out_plane) = (p.in_plane(), p.out_plane());
+    let t = AvgTables::new(p, count_include_pad, divisor_override);
+    for_each_plane_group(dx, in_plane, p.traffic(), |first, group| {
+        group.fill(0.0);
         let mut row_grad = vec![0.0f32; p.w];
-        for oy in 0..p.out_h {
-            let (y0, y1, _) = p.taps(0, oy);
-            if y0 >= y1 {
-                continue;
-            }
-            row_grad.fill(0.0);
-            for ox in 0..p.out_w {
-                let (x0, x1, _) = p.taps(1, ox);
-                let gv = g[oy * p.out_w + ox]
-                    / divisor(p, oy, ox, count_include_pad, divisor_override);
-                for s in &mut row_grad[x0..x1.max(x0)] {
-                    *s += gv;
+        for (j, out) in group.chunks_mut(in_plane).enumerate() {
+            let g = &dy[(first + j) * out_plane..][..out_plane];
+            for oy in 0..p.out_h {
+                let (y0, y1, _) = p.taps(0, oy);
+                if y0 >= y1 {
+                    continue;
                 }
-            }
-            for iy in y0..y1 {
-                for (d, &s) in out[iy * p.w..][..p.w].iter_mut().zip(&row_grad) {
-                    *d += s;
+                row_grad.fill(0.0);
+                for (ox, &(x0, x1)) in t.cols.iter().enumerate() {
+                    let gv = g[oy * p.out_w + ox] / t.divisor(oy, ox);
+                    for s in &mut row_grad[x0..x1] {
+                        *s += gv;
+                    }
+                }
+                for iy in y0..y1 {
+                    for (d, &s) in out[iy * p.w..][..p.w].iter_mut().zip(&row_grad) {
+                        *d += s;
+                    }
                 }
             }
         }

@@ -7,8 +7,12 @@
 //! columns take the scalar per-window path. Taps are visited in PyTorch's
 //! order (rows, then columns) with PyTorch's rule `v > best || v is NaN`, so
 //! values and argmax match PyTorch exactly, NaN included.
+//!
+//! 2x2 windows with stride 2 (LeNet's and VGG's pools) have their own row
+//! routine: AVX2, eight outputs at a time, where the CPU has it, and a tight
+//! scalar loop for narrow rows, the row tail and the portable path.
 
-use super::{for_each_plane, for_each_plane2, Pool2dParams};
+use super::{for_each_plane_group, for_each_plane_group2, Pool2dParams};
 use crate::kernels::simd;
 
 /// Max pooling. `argmax` gets, per output, the flat index (y*W + x) of the
@@ -25,72 +29,92 @@ pub fn max_pool2d_forward(
     y: &mut [f32],
     argmax: &mut [i32],
 ) {
-    let in_plane = p.in_plane();
-    let fast_2x2 = simd::use_avx2_fma() && is_2x2_stride_2(p);
-    for_each_plane2(y, argmax, p.out_plane(), p.traffic(), |plane, ys, is| {
-        let xs = &x[plane * in_plane..][..in_plane];
-        for oy in 0..p.out_h {
-            let yrow = &mut ys[oy * p.out_w..][..p.out_w];
-            let irow = &mut is[oy * p.out_w..][..p.out_w];
-            let done = if fast_2x2 {
-                max_row_2x2_simd(p, xs, oy, yrow, irow)
+    let (in_plane, out_plane) = (p.in_plane(), p.out_plane());
+    let is_2x2 =
+        p.kernel == [2, 2] && p.stride == [2, 2] && p.padding == [0, 0] && p.dilation == [1, 1];
+    let avx2 = simd::use_avx2_fma();
+    let interior = interior_columns(p);
+    for_each_plane_group2(y, argmax, out_plane, p.traffic(), |first, ys, is| {
+        let planes = ys.chunks_mut(out_plane).zip(is.chunks_mut(out_plane));
+        for (j, (yp, ip)) in planes.enumerate() {
+            let xs = &x[(first + j) * in_plane..][..in_plane];
+            let simd_cols = if is_2x2 && avx2 {
+                max_plane_2x2_simd(p, xs, yp, ip)
             } else {
                 0
             };
-            if done < p.out_w {
-                max_row(p, xs, oy, done, yrow, irow);
+            for oy in 0..p.out_h {
+                let yrow = &mut yp[oy * p.out_w..][..p.out_w];
+                let irow = &mut ip[oy * p.out_w..][..p.out_w];
+                let done = if is_2x2 && 2 * oy + 1 < p.h {
+                    max_row_2x2(p, xs, oy, simd_cols, yrow, irow)
+                } else {
+                    0
+                };
+                if done < p.out_w {
+                    max_row(p, xs, oy, done, interior, yrow, irow);
+                }
             }
             if relu {
-                clamp_at_zero(yrow, irow);
+                clamp_at_zero(yp, ip);
             }
         }
     });
 }
 
-fn is_2x2_stride_2(p: &Pool2dParams) -> bool {
-    p.kernel == [2, 2] && p.stride == [2, 2] && p.padding == [0, 0] && p.dilation == [1, 1]
-}
-
-/// The AVX2 path for full 2x2 windows of output row `oy`; returns how many
-/// leading outputs of the row it wrote (the rest go through [`max_row`]).
+/// The AVX2 path for the 2x2 stride-2 pool of one plane; returns how many
+/// leading columns of each full-window row it wrote.
 #[allow(unused_variables)]
-fn max_row_2x2_simd(
-    p: &Pool2dParams,
-    xs: &[f32],
-    oy: usize,
-    yrow: &mut [f32],
-    irow: &mut [i32],
-) -> usize {
+fn max_plane_2x2_simd(p: &Pool2dParams, xs: &[f32], ys: &mut [f32], is: &mut [i32]) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
-        let iy = 2 * oy;
-        if iy + 1 >= p.h {
-            return 0; // ceil_mode's last window has a single row
-        }
-        let full = p.out_w.min(p.w / 2);
-        let (r0, r1) = (&xs[iy * p.w..][..p.w], &xs[(iy + 1) * p.w..][..p.w]);
-        // SAFETY: only chosen when use_avx2_fma() saw AVX2 and FMA on this CPU.
-        unsafe {
-            super::max_avx2::max_2x2_row(
-                r0,
-                r1,
-                (iy * p.w) as i32,
-                p.w as i32,
-                &mut yrow[..full],
-                &mut irow[..full],
-            )
-        }
+        // SAFETY: only called when use_avx2_fma() saw AVX2 on this CPU.
+        unsafe { super::max_avx2::max_2x2_plane(xs, p.h, p.w, ys, is, p.out_h, p.out_w) };
+        p.out_w.min(p.w / 2) / 4 * 4
     }
     #[cfg(not(target_arch = "x86_64"))]
     0
 }
 
-/// Portable path for outputs `from..out_w` of output row `oy`.
+/// Full 2x2 windows of output row `oy` (both input rows exist) from column
+/// `from` on; returns how many leading outputs are now written (the ceil_mode
+/// column, if any, is left over).
+fn max_row_2x2(
+    p: &Pool2dParams,
+    xs: &[f32],
+    oy: usize,
+    from: usize,
+    yrow: &mut [f32],
+    irow: &mut [i32],
+) -> usize {
+    let iy = 2 * oy;
+    let full = p.out_w.min(p.w / 2);
+    let (r0, r1) = (
+        &xs[iy * p.w..][..2 * full],
+        &xs[(iy + 1) * p.w..][..2 * full],
+    );
+    let (base, w) = ((iy * p.w) as i32, p.w as i32);
+    for ox in from..full {
+        let (a, b, c, d) = (r0[2 * ox], r0[2 * ox + 1], r1[2 * ox], r1[2 * ox + 1]);
+        let ia = base + 2 * ox as i32;
+        let (mut best, mut at) = (a, ia);
+        for (v, i) in [(b, ia + 1), (c, ia + w), (d, ia + w + 1)] {
+            let take = v > best || v.is_nan();
+            best = if take { v } else { best };
+            at = if take { i } else { at };
+        }
+        (yrow[ox], irow[ox]) = (best, at);
+    }
+    full
+}
+
+/// General path for outputs `from..out_w` of output row `oy`.
 fn max_row(
     p: &Pool2dParams,
     xs: &[f32],
     oy: usize,
     from: usize,
+    interior: (usize, usize),
     yrow: &mut [f32],
     irow: &mut [i32],
 ) {
@@ -101,8 +125,7 @@ fn max_row(
         irow[from..].fill(-1);
         return;
     }
-    let (lo, hi) = interior_columns(p);
-    let (lo, hi) = (lo.max(from), hi.max(from));
+    let (lo, hi) = (interior.0.max(from), interior.1.max(from));
     for ox in (from..lo).chain(hi.max(lo)..p.out_w) {
         (yrow[ox], irow[ox]) = max_window(p, xs, (y0, y1, dy), ox);
     }
@@ -110,6 +133,7 @@ fn max_row(
         return;
     }
     let (sw, dw, pw) = (p.stride[1], p.dilation[1], p.padding[1]);
+    let n = hi - lo;
     let ys = &mut yrow[lo..hi];
     let is = &mut irow[lo..hi];
     // PyTorch starts from -inf with the index of the first tap.
@@ -122,12 +146,13 @@ fn max_row(
         let row = &xs[iy * p.w..][..p.w];
         for kx in 0..p.kernel[1] {
             let col = first_col + kx * dw;
+            let taps = &row[col..col + (n - 1) * sw + 1];
             let base = (iy * p.w + col) as i32;
-            let taps = row[col..].iter().step_by(sw);
-            for (j, ((best, idx), &v)) in ys.iter_mut().zip(is.iter_mut()).zip(taps).enumerate() {
-                if v > *best || v.is_nan() {
-                    *best = v;
-                    *idx = base + (j * sw) as i32;
+            for j in 0..n {
+                let v = taps[j * sw];
+                if v > ys[j] || v.is_nan() {
+                    ys[j] = v;
+                    is[j] = base + (j * sw) as i32;
                 }
             }
         }
@@ -179,14 +204,18 @@ fn clamp_at_zero(ys: &mut [f32], is: &mut [i32]) {
 /// dx = 0, then dx[argmax] += dy for each output (argmax -1 contributes nothing).
 /// Outputs are visited in order, so overlapping windows add up deterministically.
 pub fn max_pool2d_backward(p: &Pool2dParams, dy: &[f32], argmax: &[i32], dx: &mut [f32]) {
-    let out_plane = p.out_plane();
-    for_each_plane(dx, p.in_plane(), p.traffic(), |plane, out| {
-        out.fill(0.0);
-        let g = &dy[plane * out_plane..][..out_plane];
-        let idx = &argmax[plane * out_plane..][..out_plane];
-        for (&gv, &i) in g.iter().zip(idx) {
-            if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
-                *slot += gv;
+    let (in_plane, out_plane) = (p.in_plane(), p.out_plane());
+    for_each_plane_group(dx, in_plane, p.traffic(), |first, group| {
+        group.fill(0.0);
+        for (j, out) in group.chunks_mut(in_plane).enumerate() {
+            let plane = first + j;
+            let g = &dy[plane * out_plane..][..out_plane];
+            let idx = &argmax[plane * out_plane..][..out_plane];
+            for (&gv, &i) in g.iter().zip(idx) {
+                // Indices were validated by the binding; -1 (and anything else) is skipped.
+                if let Some(slot) = usize::try_from(i).ok().and_then(|i| out.get_mut(i)) {
+                    *slot += gv;
+                }
             }
         }
     });

@@ -41,7 +41,8 @@ pub struct Pool2dParams {
 }
 
 /// PyTorch's `pooling_output_shape`: None when the output would be empty.
-/// Computed in i128 so that absurd sizes (from a backward's `input_shape`) cannot wrap.
+/// Checked arithmetic in i128, so that absurd sizes (from a backward's
+/// `input_shape`) give None instead of wrapping around.
 pub fn pool_out_len(
     len: usize,
     k: usize,
@@ -50,17 +51,11 @@ pub fn pool_out_len(
     dilation: usize,
     ceil_mode: bool,
 ) -> Option<usize> {
-    let (len, k, pad, stride, dilation) = (
-        len as i128,
-        k as i128,
-        pad as i128,
-        stride as i128,
-        dilation as i128,
-    );
+    let [len, k, pad, stride, dilation] = [len, k, pad, stride, dilation].map(|v| v as i128);
     if k < 1 || stride < 1 || dilation < 1 {
         return None;
     }
-    let span = dilation * (k - 1) + 1;
+    let span = dilation.checked_mul(k - 1)? + 1; // each factor < 2^64: the sum cannot overflow
     let numer = len + 2 * pad - span + if ceil_mode { stride - 1 } else { 0 };
     if numer < 0 {
         return None;
@@ -186,34 +181,28 @@ const PARALLEL_MIN_ELEMS: usize = 1 << 15;
 /// About this many elements per rayon task; planes are never split.
 const TASK_ELEMS: usize = 1 << 14;
 
-/// Calls `f(plane, out_plane_slice)` for every plane of `out` (planes of
-/// `plane_len` elements), in parallel groups of planes when `traffic` is large.
-fn for_each_plane<T: Send>(
+/// Calls `f(first_plane, group)` on groups of whole planes of `out` (planes of
+/// `plane_len` elements): one group when `traffic` is small, else groups of
+/// about TASK_ELEMS elements in parallel. Kernels keep per-group scratch buffers.
+fn for_each_plane_group<T: Send>(
     out: &mut [T],
     plane_len: usize,
     traffic: usize,
     f: impl Fn(usize, &mut [T]) + Sync,
 ) {
     if traffic < PARALLEL_MIN_ELEMS {
-        out.chunks_mut(plane_len)
-            .enumerate()
-            .for_each(|(i, o)| f(i, o));
-        return;
+        return f(0, out);
     }
     let per_task = (TASK_ELEMS / plane_len.max(1)).max(1);
     threading::install(|| {
         out.par_chunks_mut(per_task * plane_len)
             .enumerate()
-            .for_each(|(g, group)| {
-                for (j, o) in group.chunks_mut(plane_len).enumerate() {
-                    f(g * per_task + j, o);
-                }
-            })
+            .for_each(|(g, group)| f(g * per_task, group))
     });
 }
 
-/// As [`for_each_plane`] for two outputs with planes of the same length.
-fn for_each_plane2<T: Send, U: Send>(
+/// As [`for_each_plane_group`] for two outputs with planes of the same length.
+fn for_each_plane_group2<T: Send, U: Send>(
     a: &mut [T],
     b: &mut [U],
     plane_len: usize,
@@ -221,11 +210,7 @@ fn for_each_plane2<T: Send, U: Send>(
     f: impl Fn(usize, &mut [T], &mut [U]) + Sync,
 ) {
     if traffic < PARALLEL_MIN_ELEMS {
-        a.chunks_mut(plane_len)
-            .zip(b.chunks_mut(plane_len))
-            .enumerate()
-            .for_each(|(i, (x, y))| f(i, x, y));
-        return;
+        return f(0, a, b);
     }
     let per_task = (TASK_ELEMS / plane_len.max(1)).max(1);
     let group = per_task * plane_len;
@@ -233,15 +218,7 @@ fn for_each_plane2<T: Send, U: Send>(
         a.par_chunks_mut(group)
             .zip(b.par_chunks_mut(group))
             .enumerate()
-            .for_each(|(g, (ga, gb))| {
-                for (j, (x, y)) in ga
-                    .chunks_mut(plane_len)
-                    .zip(gb.chunks_mut(plane_len))
-                    .enumerate()
-                {
-                    f(g * per_task + j, x, y);
-                }
-            })
+            .for_each(|(g, (ga, gb))| f(g * per_task, ga, gb))
     });
 }
 
@@ -258,20 +235,26 @@ mod tests {
         assert_eq!(pool_out_len(4, 3, 1, 2, 1, true), Some(3));
         assert_eq!(pool_out_len(1, 3, 0, 1, 1, false), None);
         // Absurd sizes do not wrap around.
-        assert_eq!(pool_out_len(usize::MAX, usize::MAX, 0, 1, usize::MAX, false), None);
-        assert_eq!(pool_out_len(usize::MAX, 1, 0, 1, 1, false), Some(usize::MAX));
+        assert_eq!(
+            pool_out_len(usize::MAX, usize::MAX, 0, 1, usize::MAX, false),
+            None
+        );
+        assert_eq!(
+            pool_out_len(usize::MAX, 1, 0, 1, 1, false),
+            Some(usize::MAX)
+        );
     }
 
     #[test]
     fn taps_skip_padding() {
-        let p = Pool2dParams::new("t", [1, 1, 5, 5], [3, 3], [2, 2], [1, 1], [1, 1], false)
-            .unwrap();
+        let p =
+            Pool2dParams::new("t", [1, 1, 5, 5], [3, 3], [2, 2], [1, 1], [1, 1], false).unwrap();
         assert_eq!(p.taps(0, 0), (0, 2, 1));
         assert_eq!(p.taps(0, 1), (1, 4, 1));
         assert_eq!(p.taps(1, 2), (3, 5, 1));
         // Every tap in the padding: k=2, pad=1, dilation=2 on a 1-wide input.
-        let q = Pool2dParams::new("t", [1, 1, 1, 1], [2, 2], [1, 1], [1, 1], [2, 2], false)
-            .unwrap();
+        let q =
+            Pool2dParams::new("t", [1, 1, 1, 1], [2, 2], [1, 1], [1, 1], [2, 2], false).unwrap();
         assert_eq!(q.out_h, 1);
         let (a, b, _) = q.taps(0, 0);
         assert!(a >= b);
