@@ -1,0 +1,290 @@
+//! Unit tests of the GEMM: packing layouts, edge tiles, transposed views,
+//! SIMD vs portable agreement, epilogue, thread-count independence.
+
+use super::blocking::{MR, NR};
+use super::pack::{pack_a, PackB};
+use super::*;
+
+fn naive(a: MatRef, b: MatRef) -> Vec<f64> {
+    let mut out = vec![0.0; a.rows * b.cols];
+    for i in 0..a.rows {
+        for j in 0..b.cols {
+            out[i * b.cols + j] = (0..a.cols)
+                .map(|p| a.at(i, p) as f64 * b.at(p, j) as f64)
+                .sum();
+        }
+    }
+    out
+}
+
+/// Deterministic pseudo-random values in [-1, 1).
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn assert_close(got: &[f32], want: &[f64], k: usize) {
+    let tol = 1e-5 * (k as f64).sqrt().max(1.0) * 4.0;
+    for (idx, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (*g as f64 - w).abs() <= tol * (1.0 + w.abs()),
+            "element {idx}: got {g}, want {w}"
+        );
+    }
+}
+
+#[test]
+fn pack_b_layout_matches_the_documented_one() {
+    let (k, n) = (5, 21);
+    let data = values(k * n, 1);
+    for b in [
+        MatRef::row_major(&data, k, n),
+        MatRef::row_major(&data, n, k).t(),
+    ] {
+        let (k0, kc, j0, nc): (usize, usize, usize, usize) = (1, 3, 2, 19);
+        let strips = nc.div_ceil(NR);
+        let mut out = vec![f32::NAN; strips * kc * NR];
+        b.pack(k0, kc, j0, nc, &mut out);
+        for s in 0..strips {
+            for p in 0..kc {
+                for jj in 0..NR {
+                    let want = if s * NR + jj < nc {
+                        b.at(k0 + p, j0 + s * NR + jj)
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(out[s * kc * NR + p * NR + jj], want);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn pack_a_layout_matches_the_documented_one() {
+    let (m, k) = (17, 9);
+    let data = values(m * k, 2);
+    for a in [
+        MatRef::row_major(&data, m, k),
+        MatRef::row_major(&data, k, m).t(),
+    ] {
+        let (i0, mc, k0, kc): (usize, usize, usize, usize) = (2, 14, 3, 5);
+        let strips = mc.div_ceil(MR);
+        let mut out = vec![f32::NAN; strips * kc * MR];
+        pack_a(&a, i0, mc, k0, kc, &mut out);
+        for s in 0..strips {
+            for p in 0..kc {
+                for r in 0..MR {
+                    let want = if s * MR + r < mc {
+                        a.at(i0 + s * MR + r, k0 + p)
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(out[s * kc * MR + p * MR + r], want);
+                }
+            }
+        }
+    }
+}
+
+/// Runs gemm on all four transpose combinations and checks against float64.
+fn check_shape(m: usize, n: usize, k: usize, parallel: bool) {
+    let a_data = values(m * k, (m * 31 + k) as u64);
+    let b_data = values(k * n, (n * 17 + k) as u64);
+    let a_views = [
+        MatRef::row_major(&a_data, m, k),
+        MatRef::row_major(&a_data, k, m).t(),
+    ];
+    let b_views = [
+        MatRef::row_major(&b_data, k, n),
+        MatRef::row_major(&b_data, n, k).t(),
+    ];
+    for a in a_views {
+        for b in b_views {
+            let mut c = vec![f32::NAN; m * n];
+            gemm_ex(1.0, a, &b, 0.0, &mut c, n, &Epilogue::NONE, parallel);
+            assert_close(&c, &naive(a, b), k);
+        }
+    }
+}
+
+#[test]
+fn edge_tiles_and_odd_shapes_match_reference() {
+    for &(m, n, k) in &[
+        (1, 1, 1),
+        (1, 37, 5),
+        (37, 1, 5),
+        (5, 7, 1),
+        (MR, NR, 4),
+        (MR + 1, NR + 1, 9),
+        (MR - 1, NR - 1, 3),
+        (13, 33, 257),
+        (150, 20, 300),
+        (7, 4100, 3),
+    ] {
+        check_shape(m, n, k, false);
+        check_shape(m, n, k, true);
+    }
+}
+
+#[test]
+fn serial_and_parallel_are_bitwise_equal() {
+    let (m, n, k) = (157, 203, 531);
+    let a_data = values(m * k, 3);
+    let b_data = values(k * n, 4);
+    let a = MatRef::row_major(&a_data, m, k);
+    let b = MatRef::row_major(&b_data, k, n);
+    let mut serial = vec![0.0; m * n];
+    let mut parallel = vec![0.0; m * n];
+    gemm_serial(1.0, a, b, 0.0, &mut serial, n);
+    gemm(1.0, a, b, 0.0, &mut parallel, n);
+    assert!(serial
+        .iter()
+        .zip(&parallel)
+        .all(|(x, y)| x.to_bits() == y.to_bits()));
+}
+
+#[test]
+fn alpha_beta_ldc_and_epilogue() {
+    let (m, n, k, ldc) = (9, 19, 300, 23);
+    let a_data = values(m * k, 5);
+    let b_data = values(k * n, 6);
+    let bias = values(m, 7);
+    let a = MatRef::row_major(&a_data, m, k);
+    let b = MatRef::row_major(&b_data, k, n);
+    let c0 = values(m * ldc, 8);
+    let (alpha, beta) = (0.5f32, -1.5f32);
+    for relu in [false, true] {
+        let mut c = c0.clone();
+        let epilogue = Epilogue {
+            row_bias: Some(&bias),
+            relu,
+        };
+        gemm_ex(alpha, a, &b, beta, &mut c, ldc, &epilogue, true);
+        let ab = naive(a, b);
+        for i in 0..m {
+            for j in 0..ldc {
+                let got = c[i * ldc + j] as f64;
+                if j >= n {
+                    assert_eq!(got as f32, c0[i * ldc + j], "padding column written");
+                    continue;
+                }
+                let mut want = alpha as f64 * ab[i * n + j]
+                    + beta as f64 * c0[i * ldc + j] as f64
+                    + bias[i] as f64;
+                if relu {
+                    want = want.max(0.0);
+                }
+                assert!(
+                    (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                    "({i},{j}): {got} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn zero_alpha_or_empty_k_scales_c() {
+    let (m, n) = (3, 4);
+    let nan = vec![f32::NAN; m * 2];
+    let b_data = vec![1.0; 2 * n];
+    let mut c = vec![2.0; m * n];
+    gemm(
+        0.0,
+        MatRef::row_major(&nan, m, 2),
+        MatRef::row_major(&b_data, 2, n),
+        0.5,
+        &mut c,
+        n,
+    );
+    assert!(c.iter().all(|&v| v == 1.0));
+    let mut c = vec![f32::NAN; m * n];
+    let empty: [f32; 0] = [];
+    gemm(
+        1.0,
+        MatRef::row_major(&empty, m, 0),
+        MatRef::row_major(&empty, 0, n),
+        0.0,
+        &mut c,
+        n,
+    );
+    assert!(c.iter().all(|&v| v == 0.0));
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn simd_and_portable_kernels_agree() {
+    assert!(
+        crate::kernels::simd::cpu_has_avx2_fma(),
+        "this test needs an AVX2+FMA CPU"
+    );
+    let kc = 37;
+    let a = values(kc * MR, 9);
+    let b = values(kc * NR, 10);
+    let c0 = values(MR * NR, 11);
+    let bias: [f32; MR] = std::array::from_fn(|r| r as f32 - 2.5);
+    let update = tile::TileUpdate {
+        alpha: 1.25,
+        beta: 0.75,
+        relu: true,
+    };
+    let mut simd = c0.clone();
+    let mut portable = c0.clone();
+    // SAFETY: the CPU has AVX2+FMA; buffers have the documented sizes.
+    unsafe {
+        avx2::kernel_6x16(
+            kc,
+            a.as_ptr(),
+            b.as_ptr(),
+            simd.as_mut_ptr(),
+            NR,
+            &update,
+            Some(&bias),
+        );
+        portable::kernel_6x16(
+            kc,
+            a.as_ptr(),
+            b.as_ptr(),
+            portable.as_mut_ptr(),
+            NR,
+            &update,
+            Some(&bias),
+        );
+    }
+    for (x, y) in simd.iter().zip(&portable) {
+        assert!((x - y).abs() <= 1e-5 * (1.0 + x.abs()), "{x} vs {y}");
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn simd_and_portable_drivers_agree() {
+    assert!(crate::kernels::simd::cpu_has_avx2_fma());
+    let (m, n, k) = (29, 45, 600);
+    let a_data = values(m * k, 12);
+    let b_data = values(k * n, 13);
+    let a = MatRef::row_major(&a_data, m, k);
+    let b = MatRef::row_major(&b_data, n, k).t();
+    let run = |kernel: tile::MicroKernel| {
+        let mut c = vec![f32::NAN; m * n];
+        driver::run(1.0, a, &b, 0.0, &mut c, n, &Epilogue::NONE, true, kernel);
+        c
+    };
+    let simd = run(avx2::kernel_6x16);
+    let portable = run(portable::kernel_6x16);
+    assert_close(&simd, &naive(a, b), k);
+    assert_close(&portable, &naive(a, b), k);
+    for (x, y) in simd.iter().zip(&portable) {
+        assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{x} vs {y}");
+    }
+}
