@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::im2col::{col2im, im2col};
 use super::params::Conv2dParams;
 use super::Plan;
-use crate::kernels::gemm::MatRef;
+use crate::kernels::gemm::{Epilogue, MatRef};
 use crate::threading;
 
 /// dx = d(loss)/dx given dy. `dx` has shape `p.x_shape()`.
@@ -54,9 +54,9 @@ fn input_grad_image(
         let dx_g = &mut dx_img[g * cig * p.in_plane()..][..cig * p.in_plane()];
         if p.is_pointwise() {
             // cols is x itself, so dcols is dx.
-            plan.gemm(w_t, dy_g, 0.0, dx_g, n);
+            plan.gemm(w_t, &dy_g, 0.0, dx_g, n, &Epilogue::NONE);
         } else {
-            plan.gemm(w_t, dy_g, 0.0, dcols, n);
+            plan.gemm(w_t, &dy_g, 0.0, dcols, n, &Epilogue::NONE);
             col2im(p, dcols, n, dx_g);
         }
     }
@@ -192,7 +192,8 @@ fn weight_grad_chunk(
                 MatRef::row_major(&cols[..k * len], k, len).t()
             };
             let beta = if step == 0 { 0.0 } else { 1.0 };
-            plan.gemm(a, b, beta, &mut dw_part[g * cog * k..][..cog * k], k);
+            let dw_g = &mut dw_part[g * cog * k..][..cog * k];
+            plan.gemm(a, &b, beta, dw_g, k, &Epilogue::NONE);
         }
     }
     bias_grad_chunk(p, dy, images, db_part);

@@ -12,6 +12,7 @@
 //! (stride 1) or strided gathers without per-element bounds checks.
 
 use super::params::Conv2dParams;
+use crate::kernels::gemm::{PackB, NR};
 
 /// (input channel, kernel row, kernel column) of im2col row `r`.
 #[inline(always)]
@@ -123,6 +124,48 @@ pub fn col2im(p: &Conv2dParams, cols: &[f32], ld: usize, dx_group: &mut [f32]) {
     }
 }
 
+/// The im2col matrix of one image and group as a GEMM `B` operand that packs
+/// its blocks straight from the NCHW input (implicit im2col): the matrix itself
+/// never exists in memory.
+pub struct Im2colMatrix<'a> {
+    pub p: &'a Conv2dParams,
+    /// The `c_in/groups` input planes of one image and group.
+    pub x_group: &'a [f32],
+}
+
+/// Columns gathered per pass in [`Im2colMatrix::pack`]: a multiple of NR whose
+/// row buffer (4 KiB) stays in L1.
+const PACK_COLS: usize = 64 * NR;
+
+impl PackB for Im2colMatrix<'_> {
+    fn rows(&self) -> usize {
+        self.p.k_size()
+    }
+
+    fn cols(&self) -> usize {
+        self.p.out_plane()
+    }
+
+    fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
+        let mut row = [0.0f32; PACK_COLS];
+        let strip_len = kc * NR;
+        for c0 in (0..nc).step_by(PACK_COLS) {
+            let width = PACK_COLS.min(nc - c0);
+            let first_strip = c0 / NR;
+            for p in 0..kc {
+                // Gather one im2col row segment contiguously, then deal it out
+                // to the NR-wide strips.
+                gather_row(self.p, self.x_group, k0 + p, j0 + c0, &mut row[..width]);
+                for (s, chunk) in row[..width].chunks(NR).enumerate() {
+                    let dst = &mut out[(first_strip + s) * strip_len + p * NR..][..NR];
+                    dst[..chunk.len()].copy_from_slice(chunk);
+                    dst[chunk.len()..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +229,29 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn implicit_packing_matches_the_explicit_matrix() {
+        for p in cases() {
+            let x: Vec<f32> = (0..2 * p.h * p.w).map(|v| v as f32 + 1.0).collect();
+            let (k, n) = (p.k_size(), p.out_plane());
+            let mut cols = vec![f32::NAN; k * n];
+            im2col(&p, &x, &mut cols, n);
+            let explicit = crate::kernels::gemm::MatRef::row_major(&cols, k, n);
+            let implicit = Im2colMatrix { p: &p, x_group: &x };
+            for (k0, kc, j0, nc) in [
+                (0, k, 0, n),
+                (1, k - 1, 0, n.min(5)),
+                (k / 2, k - k / 2, n / 3, n - n / 3),
+            ] {
+                let len = nc.div_ceil(NR) * kc * NR;
+                let (mut want, mut got) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+                explicit.pack(k0, kc, j0, nc, &mut want);
+                implicit.pack(k0, kc, j0, nc, &mut got);
+                assert_eq!(want, got, "{p:?} block {k0} {kc} {j0} {nc}");
             }
         }
     }

@@ -23,7 +23,7 @@ pub use backward::{conv2d_backward_bias, conv2d_backward_input, conv2d_backward_
 pub use forward::conv2d_forward;
 pub use params::{window_out_len, Conv2dParams};
 
-use crate::kernels::gemm::{gemm, gemm_serial, MatRef};
+use crate::kernels::gemm::{gemm_ex, Epilogue, MatRef, PackB};
 use crate::threading::{self, PARALLEL_MIN_FLOPS};
 
 /// Which one loop of an op runs on several threads.
@@ -52,12 +52,16 @@ impl Plan {
         }
     }
 
-    /// C = alpha * A * B + beta * C, on the pool only for `InsideGemm`.
-    fn gemm(self, a: MatRef, b: MatRef, beta: f32, c: &mut [f32], ldc: usize) {
-        if self == Plan::InsideGemm {
-            gemm(1.0, a, b, beta, c, ldc);
-        } else {
-            gemm_serial(1.0, a, b, beta, c, ldc);
-        }
+    /// C = epilogue(A * B + beta * C), on the pool only for `InsideGemm`.
+    fn gemm(
+        self,
+        a: MatRef,
+        b: &impl PackB,
+        beta: f32,
+        c: &mut [f32],
+        ldc: usize,
+        epilogue: &Epilogue,
+    ) {
+        gemm_ex(1.0, a, b, beta, c, ldc, epilogue, self == Plan::InsideGemm);
     }
 }
