@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::im2col::{col2im, im2col};
+use super::im2col::{col2im, Im2colTransposed};
 use super::params::Conv2dParams;
 use super::Plan;
 use crate::kernels::gemm::{Epilogue, MatRef};
@@ -89,36 +89,37 @@ pub fn conv2d_backward_weight(
     let chunk_images = |c: usize| chunk_range(p.batch, n_chunks, c);
     let plan = Plan::choose(n_chunks, 2 * p.macs());
     let images_per_gemm = MIN_REDUCTION.div_ceil(p.out_plane()).min(p.batch);
-    let cols_len = p.k_size() * images_per_gemm * p.out_plane();
-    let dy_len = p.c_out_per_group() * images_per_gemm * p.out_plane();
-    let scratch = || (vec![0.0; cols_len], vec![0.0; dy_len]);
+    let dy_len = if images_per_gemm > 1 {
+        p.c_out_per_group() * images_per_gemm * p.out_plane()
+    } else {
+        0
+    };
+    let scratch = || vec![0.0; dy_len];
 
     let mut partials = vec![0.0; n_chunks * part_len];
+    let chunk = |dy_buf: &mut Vec<f32>, (c, part): (usize, &mut [f32])| {
+        weight_grad_chunk(
+            p,
+            plan,
+            x,
+            dy,
+            chunk_images(c),
+            images_per_gemm,
+            part,
+            dy_buf,
+        );
+    };
     if plan == Plan::OverImages {
         threading::install(|| {
-            partials.par_chunks_mut(part_len).enumerate().for_each_init(
-                scratch,
-                |(cols, dy_buf), (c, part)| {
-                    let images = chunk_images(c);
-                    weight_grad_chunk(p, plan, x, dy, images, images_per_gemm, part, cols, dy_buf);
-                },
-            );
+            partials
+                .par_chunks_mut(part_len)
+                .enumerate()
+                .for_each_init(scratch, chunk);
         });
     } else {
-        let (mut cols, mut dy_buf) = scratch();
-        for (c, part) in partials.chunks_mut(part_len).enumerate() {
-            let images = chunk_images(c);
-            weight_grad_chunk(
-                p,
-                plan,
-                x,
-                dy,
-                images,
-                images_per_gemm,
-                part,
-                &mut cols,
-                &mut dy_buf,
-            );
+        let mut dy_buf = scratch();
+        for item in partials.chunks_mut(part_len).enumerate() {
+            chunk(&mut dy_buf, item);
         }
     }
     sum_partials(&partials, part_len, 0, dw, plan != Plan::Serial);
@@ -147,8 +148,7 @@ fn sum_partials(partials: &[f32], part_len: usize, offset: usize, out: &mut [f32
 }
 
 /// The grad-weight and grad-bias partial of the images in `images`, written into
-/// `part` (dW followed by db). `cols` and `dy_buf` are scratch for
-/// `images_per_gemm` images.
+/// `part` (dW followed by db). `dy_buf` is scratch for `images_per_gemm` images.
 #[allow(clippy::too_many_arguments)]
 fn weight_grad_chunk(
     p: &Conv2dParams,
@@ -158,7 +158,6 @@ fn weight_grad_chunk(
     images: Range<usize>,
     images_per_gemm: usize,
     part: &mut [f32],
-    cols: &mut [f32],
     dy_buf: &mut [f32],
 ) {
     let (k, n) = (p.k_size(), p.out_plane());
@@ -168,9 +167,10 @@ fn weight_grad_chunk(
     for (step, first) in images.clone().step_by(images_per_gemm).enumerate() {
         let batch = first..(first + images_per_gemm).min(images.end);
         let len = batch.len() * n;
+        // The first GEMM of the chunk overwrites the partial, the others add to it.
+        let beta = if step == 0 { 0.0 } else { 1.0 };
         for g in 0..p.groups {
             let dy_g = |b: usize| &dy[b * y_image + g * cog * n..][..cog * n];
-            let x_g = |b: usize| &x[b * x_image + g * cig * p.in_plane()..][..cig * p.in_plane()];
             // A = dY_g of the images side by side (cog x len).
             let a = if batch.len() == 1 {
                 MatRef::row_major(dy_g(first), cog, n)
@@ -183,17 +183,20 @@ fn weight_grad_chunk(
                 MatRef::row_major(&dy_buf[..cog * len], cog, len)
             };
             // B = cols^T of the images (len x k).
-            let b = if batch.len() == 1 && p.is_pointwise() {
-                MatRef::row_major(x_g(first), k, n).t()
-            } else {
-                for (j, b) in batch.clone().enumerate() {
-                    im2col(p, x_g(b), &mut cols[j * n..], len);
-                }
-                MatRef::row_major(&cols[..k * len], k, len).t()
-            };
-            let beta = if step == 0 { 0.0 } else { 1.0 };
             let dw_g = &mut dw_part[g * cog * k..][..cog * k];
-            plan.gemm(a, &b, beta, dw_g, k, &Epilogue::NONE);
+            if batch.len() == 1 && p.is_pointwise() {
+                let x_g = &x[first * x_image + g * cig * p.in_plane()..][..cig * p.in_plane()];
+                let b = MatRef::row_major(x_g, k, n).t();
+                plan.gemm(a, &b, beta, dw_g, k, &Epilogue::NONE);
+            } else {
+                let b = Im2colTransposed {
+                    p,
+                    x,
+                    images: batch.clone(),
+                    group: g,
+                };
+                plan.gemm(a, &b, beta, dw_g, k, &Epilogue::NONE);
+            }
         }
     }
     bias_grad_chunk(p, dy, images, db_part);

@@ -105,7 +105,9 @@ pub fn scatter_add_row(p: &Conv2dParams, dx_group: &mut [f32], r: usize, n0: usi
 }
 
 /// Writes the whole im2col matrix (`k_size` rows of `out_plane` pixels, row
-/// stride `ld`) of one image and group into `cols`.
+/// stride `ld`) of one image and group into `cols`. The kernels pack it
+/// implicitly instead; the tests compare against this explicit form.
+#[cfg(test)]
 pub fn im2col(p: &Conv2dParams, x_group: &[f32], cols: &mut [f32], ld: usize) {
     let n = p.out_plane();
     for r in 0..p.k_size() {
@@ -160,6 +162,70 @@ impl PackB for Im2colMatrix<'_> {
                     let dst = &mut out[(first_strip + s) * strip_len + p * NR..][..NR];
                     dst[..chunk.len()].copy_from_slice(chunk);
                     dst[chunk.len()..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// The transposed im2col matrix of several consecutive images of one group,
+/// side by side: row `q` is pixel `q % out_plane` of image `images.start + q /
+/// out_plane`, column `r` is im2col row `r`. The GEMM `B` operand of the
+/// grad-weight product dW_g = dY_g * cols^T, packed straight from x.
+pub struct Im2colTransposed<'a> {
+    pub p: &'a Conv2dParams,
+    /// The whole input batch.
+    pub x: &'a [f32],
+    pub images: std::ops::Range<usize>,
+    pub group: usize,
+}
+
+impl Im2colTransposed<'_> {
+    /// dst = pixels `q0 .. q0 + dst.len()` (over the images side by side) of im2col row `r`.
+    fn gather_pixels(&self, r: usize, q0: usize, dst: &mut [f32]) {
+        let p = self.p;
+        let (n, group_len) = (p.out_plane(), p.c_in_per_group() * p.in_plane());
+        let mut done = 0;
+        while done < dst.len() {
+            let q = q0 + done;
+            let (image, pixel) = (self.images.start + q / n, q % n);
+            let len = (n - pixel).min(dst.len() - done);
+            let x_group = &self.x[(image * p.groups + self.group) * group_len..][..group_len];
+            gather_row(p, x_group, r, pixel, &mut dst[done..done + len]);
+            done += len;
+        }
+    }
+}
+
+/// Pixels gathered per pass in [`Im2colTransposed::pack`].
+const PACK_ROWS: usize = 256;
+
+impl PackB for Im2colTransposed<'_> {
+    fn rows(&self) -> usize {
+        self.images.len() * self.p.out_plane()
+    }
+
+    fn cols(&self) -> usize {
+        self.p.k_size()
+    }
+
+    fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
+        let mut column = [0.0f32; PACK_ROWS];
+        for (s, strip) in out.chunks_exact_mut(kc * NR).enumerate() {
+            for jj in 0..NR {
+                let r = j0 + s * NR + jj;
+                if r >= j0 + nc {
+                    strip.iter_mut().skip(jj).step_by(NR).for_each(|v| *v = 0.0);
+                    continue;
+                }
+                // A column of B is a contiguous im2col row segment: gather it,
+                // then write it down the strip with stride NR.
+                for p0 in (0..kc).step_by(PACK_ROWS) {
+                    let len = PACK_ROWS.min(kc - p0);
+                    self.gather_pixels(r, k0 + p0, &mut column[..len]);
+                    for (p, v) in column[..len].iter().enumerate() {
+                        strip[(p0 + p) * NR + jj] = *v;
+                    }
                 }
             }
         }
@@ -252,6 +318,54 @@ mod tests {
                 explicit.pack(k0, kc, j0, nc, &mut want);
                 implicit.pack(k0, kc, j0, nc, &mut got);
                 assert_eq!(want, got, "{p:?} block {k0} {kc} {j0} {nc}");
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_packing_over_several_images_matches_the_explicit_matrix() {
+        for p0 in cases() {
+            // Three images, two groups of one channel each.
+            let p = Conv2dParams::new(
+                "test",
+                [3, 2, p0.h, p0.w],
+                [2, 1, p0.kh, p0.kw],
+                p0.stride,
+                p0.padding,
+                p0.dilation,
+                2,
+            )
+            .unwrap();
+            let x: Vec<f32> = (0..3 * 2 * p.h * p.w).map(|v| v as f32 + 1.0).collect();
+            let (k, n, group_len) = (p.k_size(), p.out_plane(), p.in_plane());
+            for group in 0..2 {
+                // Images 1 and 2 side by side, explicitly.
+                let mut cols = vec![f32::NAN; k * 2 * n];
+                for (j, image) in [1, 2].into_iter().enumerate() {
+                    let x_group = &x[(image * 2 + group) * group_len..][..group_len];
+                    for r in 0..k {
+                        gather_row(&p, x_group, r, 0, &mut cols[r * 2 * n + j * n..][..n]);
+                    }
+                }
+                let explicit = crate::kernels::gemm::MatRef::row_major(&cols, k, 2 * n).t();
+                let implicit = Im2colTransposed {
+                    p: &p,
+                    x: &x,
+                    images: 1..3,
+                    group,
+                };
+                let rows = 2 * n;
+                for (k0, kc, j0, nc) in [
+                    (0, rows, 0, k),
+                    (1, rows - 1, 0, 1),
+                    (n / 2, rows - n / 2, k / 2, k - k / 2),
+                ] {
+                    let len = nc.div_ceil(NR) * kc * NR;
+                    let (mut want, mut got) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+                    explicit.pack(k0, kc, j0, nc, &mut want);
+                    implicit.pack(k0, kc, j0, nc, &mut got);
+                    assert_eq!(want, got, "{p:?} group {group} block {k0} {kc} {j0} {nc}");
+                }
             }
         }
     }
