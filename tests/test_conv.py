@@ -119,6 +119,8 @@ EDGE_CASES = [
     Case(1, 2, (11, 1), 2, (4, 1), stride=(3, 1), dilation=(2, 1)),  # one-column images
     Case(5, 4, (6, 5), 3, (2, 2), stride=(5, 5), padding=(0, 1, 1, 0)),  # stride beyond the kernel
     Case(2, 16, (8, 8), 16, (3, 3), padding=(1, 1, 1, 1)),  # short reductions, several images per GEMM
+    Case(2, 64, (17, 19), 8, (3, 3), padding=(1, 1, 1, 1)),  # grad input in pixel tiles, last one partial
+    Case(1, 128, (21, 23), 4, (3, 3), stride=(2, 1), padding=(1, 1, 1, 1)),  # tiles across output rows
 ]
 
 

@@ -40,17 +40,40 @@ fn for_each_run(
     }
 }
 
-/// The part `a..b` of the output columns `ox0..ox0 + len` whose taps are inside
-/// the input, as offsets into the run, and the input column of its first entry.
-#[inline(always)]
-fn valid_part(p: &Conv2dParams, kx: usize, ox0: usize, len: usize) -> (usize, usize, usize) {
-    let (lo, hi, ix_lo) = p.valid_out_x(kx);
-    let end = ox0 + len;
-    let (a, b) = (lo.clamp(ox0, end), hi.clamp(ox0, end));
-    if a >= b {
-        return (0, 0, 0); // the whole run is padding
+/// The output columns `lo..hi` of kernel column `kx` whose taps lie inside the
+/// input, and the input column `ix_lo` of output column `lo` (see
+/// [`Conv2dParams::valid_out_x`]). Computed once per row segment: it divides.
+#[derive(Clone, Copy)]
+struct ValidX {
+    lo: usize,
+    hi: usize,
+    ix_lo: usize,
+    stride: usize,
+}
+
+impl ValidX {
+    fn new(p: &Conv2dParams, kx: usize) -> Self {
+        let (lo, hi, ix_lo) = p.valid_out_x(kx);
+        ValidX {
+            lo,
+            hi,
+            ix_lo,
+            stride: p.stride[1],
+        }
     }
-    (a - ox0, b - ox0, ix_lo + (a - lo) * p.stride[1])
+
+    /// The part `a..b` of the output columns `ox0..ox0 + len` whose taps are
+    /// inside the input, as offsets into the run, and the input column of its
+    /// first entry.
+    #[inline(always)]
+    fn part(&self, ox0: usize, len: usize) -> (usize, usize, usize) {
+        let end = ox0 + len;
+        let (a, b) = (self.lo.clamp(ox0, end), self.hi.clamp(ox0, end));
+        if a >= b {
+            return (0, 0, 0); // the whole run is padding
+        }
+        (a - ox0, b - ox0, self.ix_lo + (a - self.lo) * self.stride)
+    }
 }
 
 /// dst = row `r` of the im2col matrix of `x_group` (the `c_in/groups` input
@@ -58,7 +81,7 @@ fn valid_part(p: &Conv2dParams, kx: usize, ox0: usize, len: usize) -> (usize, us
 pub fn gather_row(p: &Conv2dParams, x_group: &[f32], r: usize, n0: usize, dst: &mut [f32]) {
     let (ic, ky, kx) = split_row(p, r);
     let plane = &x_group[ic * p.in_plane()..][..p.in_plane()];
-    let sx = p.stride[1];
+    let (sx, valid) = (p.stride[1], ValidX::new(p, kx));
     for_each_run(p, n0, dst.len(), |oy, ox0, range| {
         let out = &mut dst[range];
         let Some(iy) = p.in_y(oy, ky) else {
@@ -66,7 +89,7 @@ pub fn gather_row(p: &Conv2dParams, x_group: &[f32], r: usize, n0: usize, dst: &
             return;
         };
         let row = &plane[iy * p.w..][..p.w];
-        let (a, b, ix) = valid_part(p, kx, ox0, out.len());
+        let (a, b, ix) = valid.part(ox0, out.len());
         out[..a].fill(0.0);
         out[b..].fill(0.0);
         let seg = &mut out[a..b];
@@ -85,12 +108,12 @@ pub fn gather_row(p: &Conv2dParams, x_group: &[f32], r: usize, n0: usize, dst: &
 pub fn scatter_add_row(p: &Conv2dParams, dx_group: &mut [f32], r: usize, n0: usize, src: &[f32]) {
     let (ic, ky, kx) = split_row(p, r);
     let plane = &mut dx_group[ic * p.in_plane()..][..p.in_plane()];
-    let sx = p.stride[1];
+    let (sx, valid) = (p.stride[1], ValidX::new(p, kx));
     for_each_run(p, n0, src.len(), |oy, ox0, range| {
         let Some(iy) = p.in_y(oy, ky) else { return };
         let inp = &src[range];
         let row = &mut plane[iy * p.w..][..p.w];
-        let (a, b, ix) = valid_part(p, kx, ox0, inp.len());
+        let (a, b, ix) = valid.part(ox0, inp.len());
         let seg = &inp[a..b];
         if sx == 1 {
             for (d, s) in row[ix..ix + seg.len()].iter_mut().zip(seg) {
@@ -115,14 +138,13 @@ pub fn im2col(p: &Conv2dParams, x_group: &[f32], cols: &mut [f32], ld: usize) {
     }
 }
 
-/// dx_group = col2im(cols): overwrites the input-gradient planes of one image and
-/// group with the sum of every im2col entry that was gathered from each position.
-/// The rows are added in a fixed order, so the result does not depend on threads.
-pub fn col2im(p: &Conv2dParams, cols: &[f32], ld: usize, dx_group: &mut [f32]) {
-    let n = p.out_plane();
-    dx_group.fill(0.0);
-    for r in 0..p.k_size() {
-        scatter_add_row(p, dx_group, r, 0, &cols[r * ld..][..n]);
+/// dx_group += col2im of the pixel columns `n0 .. n0 + width` of the im2col
+/// matrix, given as `k_size` rows of `width` floats in `dcols`. Rows are added
+/// in a fixed order, so the result does not depend on threads.
+pub fn col2im_add(p: &Conv2dParams, dcols: &[f32], n0: usize, dx_group: &mut [f32]) {
+    let width = dcols.len() / p.k_size();
+    for (r, row) in dcols.chunks_exact(width).enumerate() {
+        scatter_add_row(p, dx_group, r, n0, row);
     }
 }
 
@@ -378,8 +400,8 @@ mod tests {
             let c: Vec<f32> = (0..k * n).map(|v| ((v * 5) % 13) as f32 - 6.0).collect();
             let mut cols = vec![f32::NAN; k * n];
             im2col(&p, &x, &mut cols, n);
-            let mut dx = vec![f32::NAN; xs];
-            col2im(&p, &c, n, &mut dx);
+            let mut dx = vec![0.0; xs];
+            col2im_add(&p, &c, 0, &mut dx);
             // <im2col(x), c> == <x, col2im(c)>, exactly in integers.
             let lhs: f64 = cols.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
             let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();
