@@ -18,6 +18,8 @@ mod backward;
 mod forward;
 mod im2col;
 mod params;
+#[cfg(test)]
+mod tests;
 
 pub use backward::{conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight};
 pub use forward::conv2d_forward;
