@@ -4,7 +4,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::im2col::{col2im_add, Im2colTransposed};
+use super::im2col::{col2im_add, Im2colImages, Im2colTransposed};
 use super::params::Conv2dParams;
 use super::Plan;
 use crate::kernels::gemm::{Epilogue, MatRef, NR};
@@ -229,12 +229,12 @@ fn weight_grad_chunk(
                 let b = MatRef::row_major(x_g, k, n).t();
                 plan.gemm(a, &b, beta, dw_g, k, &Epilogue::NONE);
             } else {
-                let b = Im2colTransposed {
+                let b = Im2colTransposed(Im2colImages {
                     p,
                     x,
                     images: batch.clone(),
                     group: g,
-                };
+                });
                 plan.gemm(a, &b, beta, dw_g, k, &Epilogue::NONE);
             }
         }

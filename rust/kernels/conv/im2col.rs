@@ -148,53 +148,12 @@ pub fn col2im_add(p: &Conv2dParams, dcols: &[f32], n0: usize, dx_group: &mut [f3
     }
 }
 
-/// The im2col matrix of one image and group as a GEMM `B` operand that packs
-/// its blocks straight from the NCHW input (implicit im2col): the matrix itself
-/// never exists in memory.
-pub struct Im2colMatrix<'a> {
-    pub p: &'a Conv2dParams,
-    /// The `c_in/groups` input planes of one image and group.
-    pub x_group: &'a [f32],
-}
-
-/// Columns gathered per pass in [`Im2colMatrix::pack`]: a multiple of NR whose
-/// row buffer (4 KiB) stays in L1.
-const PACK_COLS: usize = 64 * NR;
-
-impl PackB for Im2colMatrix<'_> {
-    fn rows(&self) -> usize {
-        self.p.k_size()
-    }
-
-    fn cols(&self) -> usize {
-        self.p.out_plane()
-    }
-
-    fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
-        let mut row = [0.0f32; PACK_COLS];
-        let strip_len = kc * NR;
-        for c0 in (0..nc).step_by(PACK_COLS) {
-            let width = PACK_COLS.min(nc - c0);
-            let first_strip = c0 / NR;
-            for p in 0..kc {
-                // Gather one im2col row segment contiguously, then deal it out
-                // to the NR-wide strips.
-                gather_row(self.p, self.x_group, k0 + p, j0 + c0, &mut row[..width]);
-                for (s, chunk) in row[..width].chunks(NR).enumerate() {
-                    let dst = &mut out[(first_strip + s) * strip_len + p * NR..][..NR];
-                    dst[..chunk.len()].copy_from_slice(chunk);
-                    dst[chunk.len()..].fill(0.0);
-                }
-            }
-        }
-    }
-}
-
-/// The transposed im2col matrix of several consecutive images of one group,
-/// side by side: row `q` is pixel `q % out_plane` of image `images.start + q /
-/// out_plane`, column `r` is im2col row `r`. The GEMM `B` operand of the
-/// grad-weight product dW_g = dY_g * cols^T, packed straight from x.
-pub struct Im2colTransposed<'a> {
+/// The im2col matrices of consecutive images of one group, side by side:
+/// column `q` is pixel `q % out_plane` of image `images.start + q / out_plane`.
+/// Never stored: the two GEMM operand views below gather their packed blocks
+/// straight from the NCHW input (implicit im2col).
+#[derive(Clone)]
+pub struct Im2colImages<'a> {
     pub p: &'a Conv2dParams,
     /// The whole input batch.
     pub x: &'a [f32],
@@ -202,8 +161,12 @@ pub struct Im2colTransposed<'a> {
     pub group: usize,
 }
 
-impl Im2colTransposed<'_> {
-    /// dst = pixels `q0 .. q0 + dst.len()` (over the images side by side) of im2col row `r`.
+impl Im2colImages<'_> {
+    fn pixels(&self) -> usize {
+        self.images.len() * self.p.out_plane()
+    }
+
+    /// dst = im2col row `r`, pixels `q0 .. q0 + dst.len()` of the images side by side.
     fn gather_pixels(&self, r: usize, q0: usize, dst: &mut [f32]) {
         let p = self.p;
         let (n, group_len) = (p.out_plane(), p.c_in_per_group() * p.in_plane());
@@ -219,16 +182,57 @@ impl Im2colTransposed<'_> {
     }
 }
 
+/// The im2col matrix (K x pixels): the GEMM `B` operand of the forward product
+/// Y_g = W_g * cols.
+pub struct Im2colMatrix<'a>(pub Im2colImages<'a>);
+
+/// Columns gathered per pass in [`Im2colMatrix::pack`]: a multiple of NR whose
+/// row buffer (4 KiB) stays in L1.
+const PACK_COLS: usize = 64 * NR;
+
+impl PackB for Im2colMatrix<'_> {
+    fn rows(&self) -> usize {
+        self.0.p.k_size()
+    }
+
+    fn cols(&self) -> usize {
+        self.0.pixels()
+    }
+
+    fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
+        let mut row = [0.0f32; PACK_COLS];
+        let strip_len = kc * NR;
+        for c0 in (0..nc).step_by(PACK_COLS) {
+            let width = PACK_COLS.min(nc - c0);
+            let first_strip = c0 / NR;
+            for p in 0..kc {
+                // Gather one im2col row segment contiguously, then deal it out
+                // to the NR-wide strips.
+                self.0.gather_pixels(k0 + p, j0 + c0, &mut row[..width]);
+                for (s, chunk) in row[..width].chunks(NR).enumerate() {
+                    let dst = &mut out[(first_strip + s) * strip_len + p * NR..][..NR];
+                    dst[..chunk.len()].copy_from_slice(chunk);
+                    dst[chunk.len()..].fill(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// The transposed im2col matrix (pixels x K): the GEMM `B` operand of the
+/// grad-weight product dW_g = dY_g * cols^T.
+pub struct Im2colTransposed<'a>(pub Im2colImages<'a>);
+
 /// Pixels gathered per pass in [`Im2colTransposed::pack`].
 const PACK_ROWS: usize = 256;
 
 impl PackB for Im2colTransposed<'_> {
     fn rows(&self) -> usize {
-        self.images.len() * self.p.out_plane()
+        self.0.pixels()
     }
 
     fn cols(&self) -> usize {
-        self.p.k_size()
+        self.0.p.k_size()
     }
 
     fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
@@ -244,7 +248,7 @@ impl PackB for Im2colTransposed<'_> {
                 // then write it down the strip with stride NR.
                 for p0 in (0..kc).step_by(PACK_ROWS) {
                     let len = PACK_ROWS.min(kc - p0);
-                    self.gather_pixels(r, k0 + p0, &mut column[..len]);
+                    self.0.gather_pixels(r, k0 + p0, &mut column[..len]);
                     for (p, v) in column[..len].iter().enumerate() {
                         strip[(p0 + p) * NR + jj] = *v;
                     }
@@ -329,7 +333,12 @@ mod tests {
             let mut cols = vec![f32::NAN; k * n];
             im2col(&p, &x, &mut cols, n);
             let explicit = crate::kernels::gemm::MatRef::row_major(&cols, k, n);
-            let implicit = Im2colMatrix { p: &p, x_group: &x };
+            let implicit = Im2colMatrix(Im2colImages {
+                p: &p,
+                x: &x,
+                images: 0..1,
+                group: 0,
+            });
             for (k0, kc, j0, nc) in [
                 (0, k, 0, n),
                 (1, k - 1, 0, n.min(5)),
@@ -370,12 +379,19 @@ mod tests {
                     }
                 }
                 let explicit = crate::kernels::gemm::MatRef::row_major(&cols, k, 2 * n).t();
-                let implicit = Im2colTransposed {
+                let images = Im2colImages {
                     p: &p,
                     x: &x,
                     images: 1..3,
                     group,
                 };
+                let implicit = Im2colTransposed(images.clone());
+                let forward = Im2colMatrix(images);
+                let len = (2 * n).div_ceil(NR) * k * NR;
+                let (mut want, mut got) = (vec![f32::NAN; len], vec![f32::NAN; len]);
+                explicit.t().pack(0, k, 0, 2 * n, &mut want);
+                forward.pack(0, k, 0, 2 * n, &mut got);
+                assert_eq!(want, got, "{p:?} group {group} forward view");
                 let rows = 2 * n;
                 for (k0, kc, j0, nc) in [
                     (0, rows, 0, k),
