@@ -1,18 +1,7 @@
-//! 2-D convolution (cross-correlation, as in PyTorch), NCHW, forward and backward.
-//!
-//! Shape arithmetic and validation live in [`Conv2dParams`]; the loops below only
-//! ever see validated sizes.
-//!
-//! CONTRACT: every function overwrites its whole output slice (callers pass
-//! uninitialised memory). Results do not depend on the thread count.
-//!
-//! PLACEHOLDER: direct loops, parallel over output planes; the GEMM-based
-//! implicit-im2col kernels replace them.
-
-use rayon::prelude::*;
+//! Shape arithmetic and validation of one conv2d call: the kernels only ever
+//! see validated sizes.
 
 use crate::error::{checked_product, KernelError, Result};
-use crate::threading;
 
 /// Validated sizes of one conv2d call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,144 +151,45 @@ impl Conv2dParams {
             * self.kw
     }
 
+    /// Rows of the im2col matrix of one group: (input channel, kernel row, kernel column).
+    pub fn k_size(&self) -> usize {
+        self.c_in_per_group() * self.kh * self.kw
+    }
+    /// Pixels of one output plane: the columns of the im2col matrix of one image.
+    pub fn out_plane(&self) -> usize {
+        self.out_h * self.out_w
+    }
+    pub fn in_plane(&self) -> usize {
+        self.h * self.w
+    }
+    /// A 1x1 kernel with stride 1 and no padding: the im2col matrix of an image
+    /// is the input itself, so the convolution is a plain GEMM on x.
+    pub fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.padding == [0; 4]
+    }
+
     /// Input row for output row `oy` and kernel row `ky`, if inside the (unpadded) input.
     #[inline(always)]
-    fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
+    pub fn in_y(&self, oy: usize, ky: usize) -> Option<usize> {
         (oy * self.stride[0] + ky * self.dilation[0])
             .checked_sub(self.padding[0])
             .filter(|&y| y < self.h)
     }
-    #[inline(always)]
-    fn in_x(&self, ox: usize, kx: usize) -> Option<usize> {
-        (ox * self.stride[1] + kx * self.dilation[1])
-            .checked_sub(self.padding[2])
-            .filter(|&x| x < self.w)
-    }
-}
 
-/// y = conv(x, w) + bias, then ReLU if `relu`. `y` has shape `p.y_shape()`.
-pub fn conv2d_forward(
-    p: &Conv2dParams,
-    x: &[f32],
-    w: &[f32],
-    bias: Option<&[f32]>,
-    relu: bool,
-    y: &mut [f32],
-) {
-    let plane = p.out_h * p.out_w;
-    let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
-    threading::install(|| {
-        y.par_chunks_mut(plane).enumerate().for_each(|(idx, out)| {
-            let (b, oc) = (idx / p.c_out, idx % p.c_out);
-            let g = oc / cog;
-            for oy in 0..p.out_h {
-                for ox in 0..p.out_w {
-                    let mut acc = bias.map_or(0.0, |bv| bv[oc]);
-                    for ic in 0..cig {
-                        let x_plane = &x[((b * p.c_in + g * cig + ic) * p.h) * p.w..][..p.h * p.w];
-                        let w_k = &w[((oc * cig + ic) * p.kh) * p.kw..][..p.kh * p.kw];
-                        for ky in 0..p.kh {
-                            let Some(iy) = p.in_y(oy, ky) else { continue };
-                            for kx in 0..p.kw {
-                                if let Some(ix) = p.in_x(ox, kx) {
-                                    acc += x_plane[iy * p.w + ix] * w_k[ky * p.kw + kx];
-                                }
-                            }
-                        }
-                    }
-                    out[oy * p.out_w + ox] = if relu { acc.max(0.0) } else { acc };
-                }
-            }
-        });
-    });
-}
-
-/// dx = d(loss)/dx given dy. `dx` has shape `p.x_shape()`.
-pub fn conv2d_backward_input(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [f32]) {
-    let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
-    threading::install(|| {
-        dx.par_chunks_mut(p.h * p.w)
-            .enumerate()
-            .for_each(|(idx, out)| {
-                let (b, c) = (idx / p.c_in, idx % p.c_in);
-                let (g, ic) = (c / cig, c % cig);
-                out.fill(0.0);
-                for oc in g * cog..(g + 1) * cog {
-                    let dy_plane =
-                        &dy[(b * p.c_out + oc) * p.out_h * p.out_w..][..p.out_h * p.out_w];
-                    let w_k = &w[((oc * cig + ic) * p.kh) * p.kw..][..p.kh * p.kw];
-                    for oy in 0..p.out_h {
-                        for ky in 0..p.kh {
-                            let Some(iy) = p.in_y(oy, ky) else { continue };
-                            for ox in 0..p.out_w {
-                                let g_out = dy_plane[oy * p.out_w + ox];
-                                for kx in 0..p.kw {
-                                    if let Some(ix) = p.in_x(ox, kx) {
-                                        out[iy * p.w + ix] += g_out * w_k[ky * p.kw + kx];
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            });
-    });
-}
-
-/// dw (shape `p.w_shape()`) and optionally db (shape `[c_out]`) given x and dy.
-pub fn conv2d_backward_weight(
-    p: &Conv2dParams,
-    x: &[f32],
-    dy: &[f32],
-    dw: &mut [f32],
-    db: Option<&mut [f32]>,
-) {
-    let cig = p.c_in_per_group();
-    let cog = p.c_out_per_group();
-    let ksize = cig * p.kh * p.kw;
-    let plane = p.out_h * p.out_w;
-    threading::install(|| {
-        dw.par_chunks_mut(ksize).enumerate().for_each(|(oc, out)| {
-            let g = oc / cog;
-            for ic in 0..cig {
-                for ky in 0..p.kh {
-                    for kx in 0..p.kw {
-                        let mut acc = 0.0f32;
-                        for b in 0..p.batch {
-                            let dy_plane = &dy[(b * p.c_out + oc) * plane..][..plane];
-                            let x_plane =
-                                &x[((b * p.c_in + g * cig + ic) * p.h) * p.w..][..p.h * p.w];
-                            for oy in 0..p.out_h {
-                                let Some(iy) = p.in_y(oy, ky) else { continue };
-                                for ox in 0..p.out_w {
-                                    if let Some(ix) = p.in_x(ox, kx) {
-                                        acc += dy_plane[oy * p.out_w + ox] * x_plane[iy * p.w + ix];
-                                    }
-                                }
-                            }
-                        }
-                        out[(ic * p.kh + ky) * p.kw + kx] = acc;
-                    }
-                }
-            }
-        });
-    });
-    if let Some(db) = db {
-        conv2d_backward_bias(p, dy, db);
-    }
-}
-
-/// db[oc] = sum of dy over batch and pixels. `db` has shape `[c_out]`.
-pub fn conv2d_backward_bias(p: &Conv2dParams, dy: &[f32], db: &mut [f32]) {
-    let plane = p.out_h * p.out_w;
-    for (oc, d) in db.iter_mut().enumerate() {
-        *d = (0..p.batch)
-            .map(|b| {
-                dy[(b * p.c_out + oc) * plane..][..plane]
-                    .iter()
-                    .sum::<f32>()
-            })
-            .sum();
+    /// For kernel column `kx`: the output columns `lo..hi` whose input column lies
+    /// inside the (unpadded) input, and the input column of output column `lo`.
+    /// Outside that range the im2col entries are padding zeros.
+    #[inline]
+    pub fn valid_out_x(&self, kx: usize) -> (usize, usize, usize) {
+        let (s, pad) = (self.stride[1], self.padding[2]);
+        let offset = kx * self.dilation[1];
+        // ix = ox * s + offset - pad must satisfy 0 <= ix < w.
+        let lo = pad.saturating_sub(offset).div_ceil(s).min(self.out_w);
+        let hi = (self.w + pad)
+            .checked_sub(offset)
+            .map_or(0, |lim| lim.div_ceil(s))
+            .clamp(lo, self.out_w);
+        (lo, hi, (lo * s + offset).saturating_sub(pad))
     }
 }
 

@@ -1,0 +1,295 @@
+//! conv2d backward: gradients with respect to the input, the weight and the bias.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::im2col::{col2im_add, Im2colImages, Im2colTransposed};
+use super::params::Conv2dParams;
+use super::Plan;
+use crate::kernels::gemm::{Epilogue, MatRef, NR};
+use crate::threading;
+
+/// dcols tiles of the grad-input product hold about this many floats (256 KiB,
+/// half of L2), so they are still in cache when col2im reads them back.
+const DCOLS_TILE_FLOATS: usize = 64 << 10;
+/// ... but are at least this many pixels wide, so each GEMM stays efficient.
+const DCOLS_MIN_TILE: usize = 64;
+
+/// dx = d(loss)/dx given dy. `dx` has shape `p.x_shape()`.
+pub fn conv2d_backward_input(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    let x_image = p.c_in * p.in_plane();
+    let y_image = p.c_out * p.out_plane();
+    let (k, n) = (p.k_size(), p.out_plane());
+    let tile = (DCOLS_TILE_FLOATS / k)
+        .next_multiple_of(NR)
+        .max(DCOLS_MIN_TILE)
+        .min(n);
+    let dcols_len = if p.is_pointwise() { 0 } else { k * tile };
+    let w_t = transpose_per_group(p, w);
+    let plan = Plan::choose(p.batch, 2 * p.macs());
+    let image = |dcols: &mut Vec<f32>, (dx_img, dy_img): (&mut [f32], &[f32])| {
+        input_grad_image(p, plan, &w_t, tile, dy_img, dx_img, dcols);
+    };
+    if plan == Plan::OverImages {
+        threading::install(|| {
+            dx.par_chunks_mut(x_image)
+                .zip(dy.par_chunks(y_image))
+                .for_each_init(|| vec![0.0; dcols_len], image);
+        });
+    } else {
+        let mut dcols = vec![0.0; dcols_len];
+        for item in dx.chunks_mut(x_image).zip(dy.chunks(y_image)) {
+            image(&mut dcols, item);
+        }
+    }
+}
+
+/// W_g^T (K x C_out/g, row-major) of every group, one after the other. Made
+/// once per call so that every image's GEMM packs a row-major A (the fast path).
+fn transpose_per_group(p: &Conv2dParams, w: &[f32]) -> Vec<f32> {
+    let (k, cog) = (p.k_size(), p.c_out_per_group());
+    let mut w_t = vec![0.0; w.len()];
+    for (src, dst) in w.chunks(cog * k).zip(w_t.chunks_mut(cog * k)) {
+        for (oc, row) in src.chunks(k).enumerate() {
+            for (r, v) in row.iter().enumerate() {
+                dst[r * cog + oc] = *v;
+            }
+        }
+    }
+    w_t
+}
+
+/// One image: per group and tile of `tile` pixels, dcols = W_g^T * dY_g[:, tile],
+/// then scatter-added into dx_g (col2im).
+fn input_grad_image(
+    p: &Conv2dParams,
+    plan: Plan,
+    w_t: &[f32],
+    tile: usize,
+    dy_img: &[f32],
+    dx_img: &mut [f32],
+    dcols: &mut [f32],
+) {
+    let (k, n) = (p.k_size(), p.out_plane());
+    let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
+    for g in 0..p.groups {
+        let a = MatRef::row_major(&w_t[g * k * cog..][..k * cog], k, cog);
+        let dy_g = &dy_img[g * cog * n..][..cog * n];
+        let dx_g = &mut dx_img[g * cig * p.in_plane()..][..cig * p.in_plane()];
+        if p.is_pointwise() {
+            // cols is x itself, so dcols is dx.
+            let b = MatRef::row_major(dy_g, cog, n);
+            plan.gemm(a, &b, 0.0, dx_g, n, &Epilogue::NONE);
+            continue;
+        }
+        dx_g.fill(0.0);
+        for n0 in (0..n).step_by(tile) {
+            let nt = tile.min(n - n0);
+            let b = MatRef {
+                data: &dy_g[n0..],
+                rows: cog,
+                cols: nt,
+                row_stride: n,
+                col_stride: 1,
+            };
+            let dcols = &mut dcols[..k * nt];
+            plan.gemm(a, &b, 0.0, dcols, nt, &Epilogue::NONE);
+            col2im_add(p, dcols, n0, dx_g);
+        }
+    }
+}
+
+/// At most this many floats of private grad-weight partials (4 MiB): layers
+/// with large weights get fewer batch chunks, each with a multithreaded GEMM
+/// (their per-image GEMMs are large enough to split well, and big partials
+/// would cost more memory traffic than they save).
+const PARTIALS_BUDGET: usize = 1 << 20;
+/// At most this many batch chunks (enough to keep 8 threads busy).
+const MAX_CHUNKS: usize = 8;
+/// Images whose output planes are smaller than this are concatenated along the
+/// GEMM's reduction, so that each GEMM call reduces over at least this many
+/// pixels (short reductions spend their time loading and storing dW).
+const MIN_REDUCTION: usize = 256;
+
+/// dw (shape `p.w_shape()`) and optionally db (shape `[c_out]`) given x and dy.
+///
+/// The batch is split into chunks fixed by the problem size alone; each chunk
+/// sums its images into a private partial in image order, and the partials are
+/// added in chunk order, so the result is the same for any thread count.
+pub fn conv2d_backward_weight(
+    p: &Conv2dParams,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    let part_len = dw.len() + p.c_out;
+    let n_chunks = batch_chunks(p);
+    let chunk_images = |c: usize| chunk_range(p.batch, n_chunks, c);
+    let plan = Plan::choose(n_chunks, 2 * p.macs());
+    let images_per_gemm = MIN_REDUCTION.div_ceil(p.out_plane()).min(p.batch);
+    let dy_len = if images_per_gemm > 1 {
+        p.c_out_per_group() * images_per_gemm * p.out_plane()
+    } else {
+        0
+    };
+    let scratch = || vec![0.0; dy_len];
+
+    let mut partials = vec![0.0; n_chunks * part_len];
+    let chunk = |dy_buf: &mut Vec<f32>, (c, part): (usize, &mut [f32])| {
+        weight_grad_chunk(
+            p,
+            plan,
+            x,
+            dy,
+            chunk_images(c),
+            images_per_gemm,
+            part,
+            dy_buf,
+        );
+    };
+    if plan == Plan::OverImages {
+        threading::install(|| {
+            partials
+                .par_chunks_mut(part_len)
+                .enumerate()
+                .for_each_init(scratch, chunk);
+        });
+    } else {
+        let mut dy_buf = scratch();
+        for item in partials.chunks_mut(part_len).enumerate() {
+            chunk(&mut dy_buf, item);
+        }
+    }
+    sum_partials(&partials, part_len, 0, dw, plan != Plan::Serial);
+    if let Some(db) = db {
+        sum_partials(&partials, part_len, dw.len(), db, false);
+    }
+}
+
+/// out[i] = sum over chunks c (in order) of partials[c * part_len + offset + i].
+fn sum_partials(partials: &[f32], part_len: usize, offset: usize, out: &mut [f32], parallel: bool) {
+    const BLOCK: usize = 4096;
+    let add_block = |(i, block): (usize, &mut [f32])| {
+        let start = offset + i * BLOCK;
+        block.copy_from_slice(&partials[start..start + block.len()]);
+        for part in partials.chunks(part_len).skip(1) {
+            for (o, v) in block.iter_mut().zip(&part[start..]) {
+                *o += v;
+            }
+        }
+    };
+    if parallel && out.len() > BLOCK {
+        threading::install(|| out.par_chunks_mut(BLOCK).enumerate().for_each(add_block));
+    } else {
+        out.chunks_mut(BLOCK).enumerate().for_each(add_block);
+    }
+}
+
+/// The grad-weight and grad-bias partial of the images in `images`, written into
+/// `part` (dW followed by db). `dy_buf` is scratch for `images_per_gemm` images.
+#[allow(clippy::too_many_arguments)]
+fn weight_grad_chunk(
+    p: &Conv2dParams,
+    plan: Plan,
+    x: &[f32],
+    dy: &[f32],
+    images: Range<usize>,
+    images_per_gemm: usize,
+    part: &mut [f32],
+    dy_buf: &mut [f32],
+) {
+    let (k, n) = (p.k_size(), p.out_plane());
+    let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
+    let (x_image, y_image) = (p.c_in * p.in_plane(), p.c_out * n);
+    let (dw_part, db_part) = part.split_at_mut(p.c_out * k);
+    for (step, first) in images.clone().step_by(images_per_gemm).enumerate() {
+        let batch = first..(first + images_per_gemm).min(images.end);
+        let len = batch.len() * n;
+        // The first GEMM of the chunk overwrites the partial, the others add to it.
+        let beta = if step == 0 { 0.0 } else { 1.0 };
+        for g in 0..p.groups {
+            let dy_g = |b: usize| &dy[b * y_image + g * cog * n..][..cog * n];
+            // A = dY_g of the images side by side (cog x len).
+            let a = if batch.len() == 1 {
+                MatRef::row_major(dy_g(first), cog, n)
+            } else {
+                for (j, b) in batch.clone().enumerate() {
+                    for (row, src) in dy_buf.chunks_mut(len).zip(dy_g(b).chunks(n)) {
+                        row[j * n..][..n].copy_from_slice(src);
+                    }
+                }
+                MatRef::row_major(&dy_buf[..cog * len], cog, len)
+            };
+            // B = cols^T of the images (len x k).
+            let dw_g = &mut dw_part[g * cog * k..][..cog * k];
+            if batch.len() == 1 && p.is_pointwise() {
+                let x_g = &x[first * x_image + g * cig * p.in_plane()..][..cig * p.in_plane()];
+                let b = MatRef::row_major(x_g, k, n).t();
+                plan.gemm(a, &b, beta, dw_g, k, &Epilogue::NONE);
+            } else {
+                let b = Im2colTransposed(Im2colImages {
+                    p,
+                    x,
+                    images: batch.clone(),
+                    group: g,
+                });
+                plan.gemm(a, &b, beta, dw_g, k, &Epilogue::NONE);
+            }
+        }
+    }
+    bias_grad_chunk(p, dy, images, db_part);
+}
+
+/// The number of batch chunks of the grad-weight reduction: a function of the
+/// problem size only, never of the thread count.
+fn batch_chunks(p: &Conv2dParams) -> usize {
+    let part_len = p.c_out * p.k_size() + p.c_out;
+    p.batch
+        .min(MAX_CHUNKS)
+        .min((PARTIALS_BUDGET / part_len).max(1))
+}
+
+/// The images of chunk `c` of `n_chunks` (balanced, contiguous).
+fn chunk_range(batch: usize, n_chunks: usize, c: usize) -> Range<usize> {
+    c * batch / n_chunks..(c + 1) * batch / n_chunks
+}
+
+/// db[oc] = sum of dy[b, oc] over the images in `images` and all pixels.
+fn bias_grad_chunk(p: &Conv2dParams, dy: &[f32], images: Range<usize>, db: &mut [f32]) {
+    let n = p.out_plane();
+    for (oc, d) in db.iter_mut().enumerate() {
+        *d = images
+            .clone()
+            .map(|b| row_sum(&dy[(b * p.c_out + oc) * n..][..n]))
+            .fold(0.0, |acc, s| acc + s);
+    }
+}
+
+/// db[oc] = sum of dy over batch and pixels. `db` has shape `[c_out]`. Summed in
+/// the same chunks as in [`conv2d_backward_weight`], so both give the same bits.
+pub fn conv2d_backward_bias(p: &Conv2dParams, dy: &[f32], db: &mut [f32]) {
+    let n_chunks = batch_chunks(p);
+    let mut partial = vec![0.0; p.c_out];
+    for c in 0..n_chunks {
+        let target = if c == 0 { &mut *db } else { &mut partial[..] };
+        bias_grad_chunk(p, dy, chunk_range(p.batch, n_chunks, c), target);
+        if c > 0 {
+            db.iter_mut().zip(&partial).for_each(|(d, v)| *d += v);
+        }
+    }
+}
+
+/// Sum with 8 independent accumulators (vectorises; fixed order, so deterministic).
+fn row_sum(v: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let chunks = v.chunks_exact(8);
+    let tail: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        for (a, x) in acc.iter_mut().zip(c) {
+            *a += x;
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}

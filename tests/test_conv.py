@@ -1,0 +1,334 @@
+"""conv2d forward and backward against a naive float64 numpy reference.
+
+The reference is checked on its own (adjoint identities, finite differences);
+the float32 kernels are checked against it over many shapes, against PyTorch
+where installed, across thread counts (bitwise) and against the portable path.
+"""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from cnnrs import _cnnrs
+from cnnrs.errors import ArgumentError, DTypeError, LayoutError, ShapeError
+
+# ---------------------------------------------------------------- reference
+
+
+def out_len(n, pad_lo, pad_hi, k, s, d):
+    return (n + pad_lo + pad_hi - d * (k - 1) - 1) // s + 1
+
+
+def taps(x, w_shape, stride, padding, dilation):
+    """Yields (ky, kx, window): the padded input each kernel tap sees, (N, C, H_out, W_out)."""
+    _, _, kh, kw = w_shape
+    (pt, pb, pl, pr), (sy, sx), (dy, dx) = padding, stride, dilation
+    xp = np.pad(x, ((0, 0), (0, 0), (pt, pb), (pl, pr)))
+    ho = out_len(x.shape[2], pt, pb, kh, sy, dy)
+    wo = out_len(x.shape[3], pl, pr, kw, sx, dx)
+    for ky, kx in itertools.product(range(kh), range(kw)):
+        y0, x0 = ky * dy, kx * dx
+        yield ky, kx, (slice(y0, y0 + sy * (ho - 1) + 1, sy), slice(x0, x0 + sx * (wo - 1) + 1, sx)), xp
+
+
+def ref_forward(x, w, b, stride, padding, dilation, groups):
+    x, w = x.astype(np.float64), w.astype(np.float64)
+    o, cig = w.shape[:2]
+    og = o // groups
+    y = None
+    for ky, kx, (rows, cols), xp in taps(x, w.shape, stride, padding, dilation):
+        win = xp[:, :, rows, cols]
+        if y is None:
+            y = np.zeros((x.shape[0], o) + win.shape[2:])
+        for g in range(groups):
+            y[:, g * og : (g + 1) * og] += np.einsum(
+                "nchw,oc->nohw", win[:, g * cig : (g + 1) * cig], w[g * og : (g + 1) * og, :, ky, kx]
+            )
+    if b is not None:
+        y += b.astype(np.float64)[None, :, None, None]
+    return y
+
+
+def ref_backward(x, w, dy, stride, padding, dilation, groups):
+    """(dx, dw, db) of the loss <conv(x, w) + b, dy>, in float64."""
+    x, w, dy = x.astype(np.float64), w.astype(np.float64), dy.astype(np.float64)
+    o, cig = w.shape[:2]
+    og = o // groups
+    pt, pb, pl, pr = padding
+    dxp = None
+    dw = np.zeros_like(w)
+    for ky, kx, (rows, cols), xp in taps(x, w.shape, stride, padding, dilation):
+        if dxp is None:
+            dxp = np.zeros_like(xp)
+        win = xp[:, :, rows, cols]
+        for g in range(groups):
+            gi, go = slice(g * cig, (g + 1) * cig), slice(g * og, (g + 1) * og)
+            dxp[:, gi, rows, cols] += np.einsum("nohw,oc->nchw", dy[:, go], w[go, :, ky, kx])
+            dw[go, :, ky, kx] = np.einsum("nohw,nchw->oc", dy[:, go], win[:, gi])
+    h, wd = x.shape[2:]
+    dx = dxp[:, :, pt : pt + h, pl : pl + wd]
+    return dx, dw, dy.sum(axis=(0, 2, 3))
+
+
+# ---------------------------------------------------------------- cases
+
+
+class Case:
+    def __init__(self, n, c_in, hw, c_out, k, stride=(1, 1), padding=(0, 0, 0, 0), dilation=(1, 1), groups=1):
+        self.n, self.c_in, self.hw, self.c_out, self.k = n, c_in, hw, c_out, k
+        self.stride, self.padding, self.dilation, self.groups = stride, padding, dilation, groups
+
+    def kwargs(self):
+        return dict(stride=self.stride, padding=self.padding, dilation=self.dilation, groups=self.groups)
+
+    def arrays(self, seed):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((self.n, self.c_in) + self.hw).astype(np.float32)
+        w = rng.standard_normal((self.c_out, self.c_in // self.groups) + self.k).astype(np.float32)
+        b = rng.standard_normal(self.c_out).astype(np.float32)
+        return x, w, b
+
+    def out_shape(self):
+        (pt, pb, pl, pr), (sy, sx), (dy, dx) = self.padding, self.stride, self.dilation
+        ho = out_len(self.hw[0], pt, pb, self.k[0], sy, dy)
+        wo = out_len(self.hw[1], pl, pr, self.k[1], sx, dx)
+        return (self.n, self.c_out, ho, wo)
+
+    def __repr__(self):
+        return (
+            f"Case(n={self.n}, c_in={self.c_in}, hw={self.hw}, c_out={self.c_out}, k={self.k}, "
+            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, groups={self.groups})"
+        )
+
+
+EDGE_CASES = [
+    Case(1, 1, (1, 1), 1, (1, 1)),  # everything 1
+    Case(2, 3, (5, 5), 4, (5, 5)),  # kernel == input: 1x1 output
+    Case(3, 1, (28, 28), 6, (5, 5), padding=(2, 2, 2, 2)),  # LeNet conv1, odd batch
+    Case(2, 6, (14, 14), 16, (5, 5)),  # LeNet conv2
+    Case(2, 8, (9, 7), 5, (1, 1)),  # pointwise: a plain GEMM on x
+    Case(2, 8, (9, 7), 6, (1, 1), groups=2),  # grouped pointwise
+    Case(2, 4, (9, 7), 6, (1, 1), stride=(2, 3)),  # 1x1 with stride: not pointwise
+    Case(1, 4, (6, 6), 4, (1, 1), padding=(1, 0, 0, 2)),  # 1x1 with padding
+    Case(3, 6, (8, 9), 6, (3, 3), padding=(1, 1, 1, 1), groups=6),  # depthwise
+    Case(2, 4, (8, 9), 8, (3, 3), padding=(1, 1, 1, 1), groups=4),  # depthwise, multiplier 2
+    Case(2, 3, (7, 10), 5, (3, 2), stride=(2, 3), padding=(0, 2, 3, 1), dilation=(2, 1)),
+    Case(1, 2, (3, 3), 3, (3, 3), padding=(4, 4, 4, 4)),  # padding wider than input and kernel
+    Case(2, 2, (1, 9), 3, (1, 3), stride=(1, 4), padding=(0, 0, 1, 0)),  # one-row images
+    Case(1, 2, (11, 1), 2, (4, 1), stride=(3, 1), dilation=(2, 1)),  # one-column images
+    Case(5, 4, (6, 5), 3, (2, 2), stride=(5, 5), padding=(0, 1, 1, 0)),  # stride beyond the kernel
+    Case(2, 16, (8, 8), 16, (3, 3), padding=(1, 1, 1, 1)),  # short reductions, several images per GEMM
+    Case(2, 64, (17, 19), 8, (3, 3), padding=(1, 1, 1, 1)),  # grad input in pixel tiles, last one partial
+    Case(1, 128, (21, 23), 4, (3, 3), stride=(2, 1), padding=(1, 1, 1, 1)),  # tiles across output rows
+]
+
+
+def random_cases(count, seed):
+    rng = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        groups = int(rng.choice([1, 1, 1, 2, 3]))
+        c_in = groups * int(rng.integers(1, 5))
+        c_out = groups * int(rng.integers(1, 5))
+        k = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+        hw = (int(rng.integers(1, 12)), int(rng.integers(1, 12)))
+        stride = (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+        dilation = (int(rng.integers(1, 3)), int(rng.integers(1, 3)))
+        padding = tuple(int(v) for v in rng.integers(0, 4, size=4))
+        case = Case(int(rng.integers(1, 6)), c_in, hw, c_out, k, stride, padding, dilation, groups)
+        if min(case.out_shape()[2:]) >= 1:
+            cases.append(case)
+    return cases
+
+
+CASES = EDGE_CASES + random_cases(70, seed=1234)
+
+
+def assert_close(got, want, reduction_len, what):
+    """float32 result vs float64 reference: the bound grows with the summed terms."""
+    assert got.dtype == np.float32 and got.shape == want.shape, what
+    atol = 1e-6 * (reduction_len + 1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=atol, err_msg=what)
+
+
+def run_all(case, seed, relu=False, with_bias=True):
+    x, w, b = case.arrays(seed)
+    y = _cnnrs.conv2d_forward(x, w, b if with_bias else None, relu=relu, **case.kwargs())
+    dy = np.random.default_rng(seed + 1).standard_normal(y.shape).astype(np.float32)
+    grads = _cnnrs.conv2d_backward(x, w, dy, **case.kwargs())
+    return (x, w, b, dy), y, grads
+
+
+# ---------------------------------------------------------------- the reference itself
+
+
+@pytest.mark.parametrize("case", CASES[::4], ids=repr)
+def test_reference_backward_is_the_adjoint_of_forward(case):
+    x, w, _ = (a.astype(np.float64) for a in case.arrays(0))
+    dy = np.random.default_rng(9).standard_normal(case.out_shape())
+    dx, dw, db = ref_backward(x, w, dy, **case.kwargs())
+    y = ref_forward(x, w, None, **case.kwargs())
+    # <conv(x, w), dy> is linear in x and in w: equal to <x, dx> and to <w, dw>.
+    assert np.isclose(np.vdot(y, dy), np.vdot(x, dx), rtol=1e-10)
+    assert np.isclose(np.vdot(y, dy), np.vdot(w, dw), rtol=1e-10)
+    ones = np.ones(case.c_out)
+    assert np.isclose(np.vdot(ref_forward(x, w, ones, **case.kwargs()) - y, dy), db.sum(), rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        Case(2, 2, (4, 5), 3, (2, 3), stride=(2, 1), padding=(1, 0, 2, 1), dilation=(1, 2)),
+        Case(1, 4, (3, 3), 4, (3, 3), padding=(1, 1, 1, 1), groups=2),
+        Case(3, 1, (2, 2), 2, (1, 1)),
+    ],
+    ids=repr,
+)
+def test_kernel_gradients_match_finite_differences(case):
+    """The float32 kernel's gradients against central differences of the float64 loss."""
+    x, w, b = case.arrays(5)
+    dy = np.random.default_rng(6).standard_normal(case.out_shape()).astype(np.float32)
+    dx, dw, db = _cnnrs.conv2d_backward(x, w, dy, **case.kwargs())
+
+    def loss(x_, w_, b_):
+        return np.vdot(ref_forward(x_, w_, b_, **case.kwargs()), dy.astype(np.float64))
+
+    x64, w64, b64 = (a.astype(np.float64) for a in (x, w, b))
+    eps = 1e-3
+    for arr, grad, which in ((x64, dx, 0), (w64, dw, 1), (b64, db, 2)):
+        for idx in np.ndindex(arr.shape):
+            args = [x64, w64, b64]
+            plus, minus = arr.copy(), arr.copy()
+            plus[idx] += eps
+            minus[idx] -= eps
+            args[which] = plus
+            f_plus = loss(*args)
+            args[which] = minus
+            fd = (f_plus - loss(*args)) / (2 * eps)
+            assert abs(grad[idx] - fd) <= 1e-4 * (1 + abs(fd)), (which, idx, grad[idx], fd)
+
+
+# ---------------------------------------------------------------- kernels vs reference
+
+
+@pytest.mark.parametrize("case", CASES, ids=repr)
+def test_forward_and_backward_match_reference(case):
+    (x, w, b, dy), y, (dx, dw, db) = run_all(case, seed=7)
+    k_len = case.c_in // case.groups * case.k[0] * case.k[1]
+    assert_close(y, ref_forward(x, w, b, **case.kwargs()), k_len, "forward")
+    rdx, rdw, rdb = ref_backward(x, w, dy, **case.kwargs())
+    n_pix = case.n * case.out_shape()[2] * case.out_shape()[3]
+    assert_close(dx, rdx, case.c_out // case.groups * case.k[0] * case.k[1] * 2, "grad input")
+    assert_close(dw, rdw, n_pix, "grad weight")
+    assert_close(db, rdb, n_pix, "grad bias")
+
+
+@pytest.mark.parametrize("case", EDGE_CASES[:6], ids=repr)
+def test_forward_relu_and_no_bias(case):
+    x, w, b = case.arrays(3)
+    y = _cnnrs.conv2d_forward(x, w, b, relu=True, **case.kwargs())
+    k_len = case.c_in // case.groups * case.k[0] * case.k[1]
+    assert_close(y, np.maximum(ref_forward(x, w, b, **case.kwargs()), 0), k_len, "relu")
+    assert (y >= 0).all()
+    y0 = _cnnrs.conv2d_forward(x, w, **case.kwargs())
+    assert_close(y0, ref_forward(x, w, None, **case.kwargs()), k_len, "no bias")
+
+
+def test_backward_returns_only_what_is_asked():
+    case = EDGE_CASES[3]
+    x, w, _ = case.arrays(0)
+    dy = np.ones(case.out_shape(), np.float32)
+    dx, dw, db = _cnnrs.conv2d_backward(x, w, dy, need_input=False, need_weight=False, **case.kwargs())
+    assert dx is None and dw is None
+    _, _, db_full = _cnnrs.conv2d_backward(x, w, dy, **case.kwargs())
+    # The bias-only path sums in the same order as the fused one.
+    np.testing.assert_array_equal(db, db_full)
+    dx, dw, db = _cnnrs.conv2d_backward(x, w, dy, need_input=False, need_bias=False, **case.kwargs())
+    assert dx is None and db is None and dw.shape == w.shape
+
+
+# ---------------------------------------------------------------- threads and SIMD paths
+
+BIG_CASES = [
+    Case(9, 16, (16, 16), 32, (3, 3), padding=(1, 1, 1, 1)),  # parallel over images
+    Case(1, 32, (20, 20), 24, (3, 3), padding=(1, 1, 1, 1)),  # batch 1: parallel inside the GEMM
+    Case(2, 8, (12, 12), 8, (3, 3), stride=(2, 2), padding=(1, 0, 1, 0), groups=2),
+    Case(64, 6, (14, 14), 16, (5, 5)),  # LeNet conv2, batch 64
+    Case(3, 64, (8, 8), 64, (1, 1)),  # pointwise
+]
+
+
+@pytest.fixture
+def restore_runtime():
+    threads, fallback = _cnnrs.get_num_threads(), _cnnrs.get_force_fallback()
+    yield
+    _cnnrs.set_num_threads(threads)
+    _cnnrs.set_force_fallback(fallback)
+
+
+@pytest.mark.parametrize("case", BIG_CASES, ids=repr)
+def test_bitwise_identical_for_any_thread_count(case, restore_runtime):
+    results = []
+    for threads in (1, 2, 3):
+        _cnnrs.set_num_threads(threads)
+        _, y, grads = run_all(case, seed=11, relu=True)
+        results.append((y,) + grads)
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("case", BIG_CASES + EDGE_CASES[::3], ids=repr)
+def test_portable_path_agrees(case, restore_runtime):
+    _cnnrs.set_force_fallback(False)
+    _, y, grads = run_all(case, seed=13)
+    _cnnrs.set_force_fallback(True)
+    _, y_fb, grads_fb = run_all(case, seed=13)
+    for a, b in zip((y,) + grads, (y_fb,) + grads_fb):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+
+
+# ---------------------------------------------------------------- PyTorch
+
+
+@pytest.mark.parametrize("case", EDGE_CASES + BIG_CASES[:2], ids=repr)
+def test_matches_pytorch(case):
+    torch = pytest.importorskip("torch")
+    import torch.nn.functional as F
+
+    (x, w, b, dy), y, (dx, dw, db) = run_all(case, seed=17)
+    tx, tw, tb = (torch.from_numpy(a.astype(np.float64)).requires_grad_() for a in (x, w, b))
+    pt, pb, pl, pr = case.padding
+    ty = F.conv2d(
+        F.pad(tx, (pl, pr, pt, pb)), tw, tb, stride=case.stride, dilation=case.dilation, groups=case.groups
+    )
+    ty.backward(torch.from_numpy(dy.astype(np.float64)))
+    k_len = case.c_in // case.groups * case.k[0] * case.k[1]
+    n_pix = case.n * y.shape[2] * y.shape[3]
+    assert_close(y, ty.detach().numpy(), k_len, "forward")
+    assert_close(dx, tx.grad.numpy(), 2 * case.c_out * case.k[0] * case.k[1], "grad input")
+    assert_close(dw, tw.grad.numpy(), n_pix, "grad weight")
+    assert_close(db, tb.grad.numpy(), n_pix, "grad bias")
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_bad_arguments_raise_clear_errors():
+    x = np.zeros((2, 4, 8, 8), np.float32)
+    w = np.zeros((6, 2, 3, 3), np.float32)
+    with pytest.raises(ShapeError, match="groups"):
+        _cnnrs.conv2d_forward(x, w)
+    with pytest.raises(ShapeError, match="larger than the padded input"):
+        _cnnrs.conv2d_forward(x, np.zeros((6, 4, 9, 9), np.float32))
+    with pytest.raises(ArgumentError, match="stride"):
+        _cnnrs.conv2d_forward(x, w, stride=(0, 1), groups=2)
+    with pytest.raises(ShapeError, match="bias"):
+        _cnnrs.conv2d_forward(x, w, np.zeros(5, np.float32), groups=2)
+    with pytest.raises(DTypeError, match="float32"):
+        _cnnrs.conv2d_forward(x.astype(np.float64), w, groups=2)
+    with pytest.raises(LayoutError, match="C-contiguous"):
+        _cnnrs.conv2d_forward(x[:, :, :, ::2], w, groups=2)
+    with pytest.raises(ShapeError, match="grad_output"):
+        _cnnrs.conv2d_backward(x, w, np.zeros((2, 6, 5, 5), np.float32), groups=2)
