@@ -138,3 +138,15 @@ def test_lazy_submodules_do_not_load_at_import():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_type_promotion_like_torch():
+    x = cnnrs.tensor([1.0, 2.0])
+    labels = cnnrs.tensor([1, 2])
+    assert (x + labels).dtype == np.float32 and (labels * x).dtype == np.float32
+    assert (labels + 1).dtype == np.int64 and (labels * 2.5).dtype == np.float32
+    assert (labels / 2).dtype == np.float32 and (2 / labels).dtype == np.float32
+    assert (x * True).dtype == np.float32 and (1 - x).dtype == np.float32
+    assert (x**2).dtype == np.float32 and (2**x).dtype == np.float32
+    np.testing.assert_allclose((labels / 4).numpy(), [0.25, 0.5])
+    assert cnnrs.nn.functional.mse_loss(x, labels).dtype == np.float32

@@ -37,14 +37,35 @@ def _as_storage(data, dtype=None) -> np.ndarray:
     return array
 
 
-def _scalar_or_tensor(value, like: np.ndarray):
-    """A Python number becomes a 0-d tensor of like's float dtype; tensors pass through."""
+def _scalar_or_tensor(value, like: np.ndarray) -> Tensor:
+    """A Python number becomes a 0-d tensor (like's dtype when like is float); tensors pass through."""
     if isinstance(value, Tensor):
         return value
     if isinstance(value, numbers.Number):
-        dtype = like.dtype if like.dtype.kind == "f" else np.result_type(like.dtype, value)
+        if like.dtype.kind == "f":
+            dtype = like.dtype
+        elif isinstance(value, float):
+            dtype = float32
+        else:
+            dtype = int64 if like.dtype.kind in "iu" or not isinstance(value, bool) else bool_
         return Tensor._wrap(np.asarray(value, dtype=dtype))
     return Tensor(value)
+
+
+def _operands(a: Tensor, b, true_divide: bool = False) -> tuple:
+    """(a, b) as tensors with torch's type promotion: float32 wins over integers and booleans
+    (numpy alone would give float64); true division of integers gives float32."""
+    b = _scalar_or_tensor(b, a.data)
+    ka, kb = a.data.dtype.kind, b.data.dtype.kind
+    if ka == "f" and kb == "f":
+        return a, b
+    if ka == "f":
+        return a, Tensor._wrap(b.data.astype(a.data.dtype))
+    if kb == "f":
+        return Tensor._wrap(a.data.astype(b.data.dtype)), b
+    if true_divide:
+        return Tensor._wrap(a.data.astype(float32)), Tensor._wrap(b.data.astype(float32))
+    return a, b
 
 
 def _dims(dims) -> tuple:
@@ -320,28 +341,28 @@ class Tensor:
     # ------------------------------------------------------------------ arithmetic
 
     def __add__(self, other):
-        return ops.Add.apply(self, _scalar_or_tensor(other, self.data))
+        return ops.Add.apply(*_operands(self, other))
 
     def __radd__(self, other):
-        return ops.Add.apply(_scalar_or_tensor(other, self.data), self)
+        return ops.Add.apply(*_operands(self, other)[::-1])
 
     def __sub__(self, other):
-        return ops.Sub.apply(self, _scalar_or_tensor(other, self.data))
+        return ops.Sub.apply(*_operands(self, other))
 
     def __rsub__(self, other):
-        return ops.Sub.apply(_scalar_or_tensor(other, self.data), self)
+        return ops.Sub.apply(*_operands(self, other)[::-1])
 
     def __mul__(self, other):
-        return ops.Mul.apply(self, _scalar_or_tensor(other, self.data))
+        return ops.Mul.apply(*_operands(self, other))
 
     def __rmul__(self, other):
-        return ops.Mul.apply(_scalar_or_tensor(other, self.data), self)
+        return ops.Mul.apply(*_operands(self, other)[::-1])
 
     def __truediv__(self, other):
-        return ops.Div.apply(self, _scalar_or_tensor(other, self.data))
+        return ops.Div.apply(*_operands(self, other, true_divide=True))
 
     def __rtruediv__(self, other):
-        return ops.Div.apply(_scalar_or_tensor(other, self.data), self)
+        return ops.Div.apply(*_operands(self, other, true_divide=True)[::-1])
 
     def __neg__(self):
         return ops.Neg.apply(self)
@@ -352,10 +373,10 @@ class Tensor:
     def __pow__(self, exponent):
         if isinstance(exponent, numbers.Number):
             return ops.PowScalar.apply(self, exponent=exponent)
-        return ops.Pow.apply(self, _scalar_or_tensor(exponent, self.data))
+        return ops.Pow.apply(*_operands(self, exponent))
 
     def __rpow__(self, base):
-        return ops.Pow.apply(_scalar_or_tensor(base, self.data), self)
+        return ops.Pow.apply(*_operands(self, base)[::-1])
 
     def __matmul__(self, other):
         return ops.MatMul.apply(self, other if isinstance(other, Tensor) else Tensor(other))

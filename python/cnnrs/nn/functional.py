@@ -353,7 +353,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
 
 def mse_loss(input, target, size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     _check_reduction(reduction, "mse_loss")
-    return fn.MSELossFn.apply(_tensor(input), _tensor(target), reduction=reduction)
+    input, target = _tensor(input), _tensor(target)
+    if target.dtype != input.dtype:
+        target = Tensor._wrap(target.data.astype(input.dtype))
+    return fn.MSELossFn.apply(input, target, reduction=reduction)
 
 
 def flatten(input, start_dim: int = 1, end_dim: int = -1) -> Tensor:
