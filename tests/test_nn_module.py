@@ -90,6 +90,8 @@ def test_load_state_dict_errors():
         net.load_state_dict(extra)
     result = net.load_state_dict(extra, strict=False)
     assert result.unexpected_keys == ["extra_thing"] and result.missing_keys == []
+    old_style = OrderedDict((k, v) for k, v in sd.items() if not k.endswith("num_batches_tracked"))
+    assert net.load_state_dict(old_style).missing_keys == []
     bad = OrderedDict(sd)
     bad["classifier.weight"] = cnnrs.zeros(5, 7)
     with pytest.raises(RuntimeError, match="size mismatch for classifier.weight.*\\(5, 7\\).*\\(5, 36\\)"):

@@ -355,7 +355,9 @@ class Module:
         every shape mismatch. Returns ``(missing_keys, unexpected_keys)``.
         """
         own = self.state_dict(keep_vars=True)
-        missing = [k for k in own if k not in state_dict]
+        # Checkpoints from before BatchNorm counted its batches lack num_batches_tracked; torch
+        # accepts them (the counter only matters for momentum=None), so do we.
+        missing = [k for k in own if k not in state_dict and not k.endswith("num_batches_tracked")]
         unexpected = [k for k in state_dict if k not in own]
         errors = []
         if strict:
