@@ -318,3 +318,20 @@ def test_grad_mode_is_per_thread():
         worker.start()
         worker.join()
     assert seen == [True]
+
+
+@pytest.mark.parametrize("setting,expected", [("1", "True"), ("0", "False")])
+def test_allocator_tuning_applies_on_first_backward_and_can_be_turned_off(setting, expected):
+    import os
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux") or "glibc" not in " ".join(__import__("platform").libc_ver()):
+        pytest.skip("glibc only")
+    code = (
+        "import cnnrs; from cnnrs import _allocator as a; assert not a._State.done; "
+        "x = cnnrs.ones(2, requires_grad=True); (x * x).sum().backward(); print(a._State.applied)"
+    )
+    env = dict(os.environ, CNNRS_MALLOC_TUNING=setting)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == expected

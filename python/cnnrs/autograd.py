@@ -19,6 +19,8 @@ import threading
 
 import numpy as np
 
+from . import _allocator
+
 
 class _GradModeState(threading.local):
     """Per thread, as in torch: a no_grad block in one thread leaves the others recording."""
@@ -201,6 +203,8 @@ def run_backward(
     With ``capture`` (a dict keyed by id(tensor)), gradients of those tensors are
     stored there instead of in any ``.grad`` (what :func:`grad` returns).
     """
+    if not _allocator._State.done:
+        _allocator.keep_freed_memory()
     if root._ctx is None:
         if capture is not None:
             if id(root) in capture:
