@@ -189,7 +189,8 @@ def run_visualize(args) -> int:
         numbers["filters"] = {"layer": args.layer, "filters": units, "gains": [float(g) for g in gains]}
         print(f"{path}: activation gain (final / initial L) per filter")
         for unit, gain in zip(units, gains):
-            print(f"  filter {unit:3d}: x{gain:.1f}")
+            note = "  (silent on the random start, firing at the end)" if np.isinf(gain) else ""
+            print(f"  filter {unit:3d}: x{gain:.1f}{note}")
     if args.classes is not None:
         classes = parse_filters(args.classes)
         path = out / "classes.png"
@@ -227,7 +228,7 @@ def add_dream_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--octave-scale", type=float, default=1.4)
     parser.add_argument("--frames", type=int, default=1, help="zoom-and-dream frames (default 1: one dream)")
     parser.add_argument("--zoom", type=float, default=1.1, help="zoom factor between frames")
-    _add_ascent_options(parser, steps=20, lr=0.05, jitter=2)
+    _add_ascent_options(parser, steps=10, lr=0.02, jitter=2)
 
 
 def run_dream(args) -> int:

@@ -37,11 +37,13 @@ def deep_dream(
     octaves: int = 4,
     octave_scale: float = 1.4,
     jitter: int = 2,
-    steps: int = 20,
-    lr: float = 0.05,
+    steps: int = 10,
+    lr: float = 0.02,
     seed: int = 0,
     clip: Optional[Tuple[float, float]] = (0.0, 1.0),
     normalize=None,
+    blur_every: int = 0,
+    blur_sigma: float = 0.5,
     min_size: int = 10,
     out=None,
     scale: int = 8,
@@ -60,7 +62,15 @@ def deep_dream(
     if octaves < 1 or octave_scale <= 1.0:
         raise ValueError(f"deep_dream: need octaves >= 1 and octave_scale > 1, got {octaves}, {octave_scale}")
     resolve_layer(model, layer)
-    settings = AscentSettings(steps=steps, lr=lr, jitter=jitter, clip=clip, normalize_grad=True)
+    settings = AscentSettings(
+        steps=steps,
+        lr=lr,
+        jitter=jitter,
+        blur_every=blur_every,
+        blur_sigma=blur_sigma,
+        clip=clip,
+        normalize_grad=True,
+    )
     settings.check("deep_dream")
     rng = np.random.default_rng(seed)
 
