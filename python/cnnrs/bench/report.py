@@ -138,38 +138,38 @@ def save_json(results: list[CaseResult], meta: dict, path: str) -> None:
 
 
 def save_png(results: list[CaseResult], path: str, title: str = "") -> None:
-    """A horizontal bar chart of cnnrs's advantage over each anchor (log scale, 1 = parity)."""
+    """A horizontal bar chart of cnnrs's advantage over each anchor (log scale, 1 = parity).
+
+    One bar per (case, anchor) that has a ratio, coloured by anchor; anchors
+    without any ratio (not installed) are named in the legend as missing.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     anchors = _anchor_names(results)
-    labels: list[str] = []
-    bars: dict[str, list[float]] = {a: [] for a in anchors}
-    for r in results:
-        ratios = {a: r.advantage(a) for a in anchors}
-        if all(v is None for v in ratios.values()):
-            continue
-        labels.append(r.name)
-        for a in anchors:
-            bars[a].append(ratios[a] if ratios[a] is not None else float("nan"))
-    if not labels:
-        labels, bars = ["(no ratios)"], {a: [float("nan")] for a in anchors} or {"": [float("nan")]}
-    height = 0.8 / max(1, len(bars))
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(labels) * max(1, len(bars)) ** 0.5 + 1.5))
-    for i, (anchor, values) in enumerate(bars.items()):
-        positions = [row + i * height for row in range(len(labels))]
-        ax.barh(positions, values, height=height, label=f"vs {anchor}")
-    ax.set_yticks([row + height * (len(bars) - 1) / 2 for row in range(len(labels))])
-    ax.set_yticklabels(labels, fontsize=8)
+    rows = [(r.name, a, r.advantage(a)) for r in results for a in r.anchors if r.advantage(a) is not None]
+    colours = {a: f"C{i}" for i, a in enumerate(anchors)}
+    fig, ax = plt.subplots(figsize=(9, 0.28 * max(1, len(rows)) + 1.6))
+    for y, (_, anchor, ratio) in enumerate(rows):
+        ax.barh(y, ratio, color=colours[anchor], height=0.7)
+        ax.annotate(
+            f"{ratio:.2f}x", (ratio, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7
+        )
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([name for name, _, _ in rows], fontsize=8)
     ax.invert_yaxis()
     ax.set_xscale("log")
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xlabel("cnnrs advantage (> 1: cnnrs faster / smaller)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[a]) for a in anchors]
+    with_ratio = {a for _, a, _ in rows}
+    labels = [f"vs {a}" if a in with_ratio else f"vs {a} (missing)" for a in anchors]
+    if handles:
+        ax.legend(handles, labels, loc="lower right", fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)
-    ax.legend(loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
