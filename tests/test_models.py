@@ -229,8 +229,8 @@ def test_vgg_small():
     model.eval()
     assert model(images(2, 1, 28)).shape == (2, 10)
     convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
-    assert [c.weight.shape[0] for c in convs] == [32, 32, 64, 64, 128, 128]
-    assert model.classifier[0].weight.shape == (256, 128 * 3 * 3)
+    assert [c.weight.shape[0] for c in convs] == [16, 16, 32, 32, 64, 64]
+    assert model.classifier[0].weight.shape == (256, 64 * 3 * 3)
 
 
 def test_create_model_names():

@@ -78,12 +78,12 @@ class Recipe:
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("lenet5", "mnist"): Recipe(epochs=6, batch_size=128, optimizer="adam", lr=3e-3),
     ("lenet5-classic", "mnist"): Recipe(epochs=6, batch_size=128, optimizer="adam", lr=3e-3),
-    ("vgg_small", "fashion-mnist"): Recipe(epochs=8, batch_size=128, optimizer="adam", lr=3e-3),
+    ("vgg_small", "fashion-mnist"): Recipe(epochs=6, batch_size=128, optimizer="adam", lr=3e-3),
 }
 # Fallbacks per model family when a pair has no tuned recipe (reasonable, not validated here).
 FAMILY_RECIPES: dict[str, Recipe] = {
     "lenet5": Recipe(epochs=6, batch_size=128, optimizer="adam", lr=3e-3),
-    "vgg_small": Recipe(epochs=8, batch_size=128, optimizer="adam", lr=3e-3),
+    "vgg_small": Recipe(epochs=6, batch_size=128, optimizer="adam", lr=3e-3),
     "vgg": Recipe(
         epochs=30,
         batch_size=128,
