@@ -51,6 +51,7 @@ def compare(ours, theirs, shape, atol=1e-5, rtol=1e-4, seed=0, train=True):
         ((4, 4, 3), {"groups": 4, "stride": 2, "padding": 1}, (2, 4, 8, 8)),
     ],
 )
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")
 def test_conv2d(args, kwargs, shape):
     compare(nn.Conv2d(*args, **kwargs), torch.nn.Conv2d(*args, **kwargs), shape, atol=1e-4)
 
