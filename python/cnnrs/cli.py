@@ -198,7 +198,19 @@ def _set_threads(threads: Optional[int]) -> None:
 # --------------------------------------------------------------------------- train
 
 
+def _recipes_epilog() -> str:
+    lines = ["default recipes (OneCycle learning rate; options override them):"]
+    for (model, dataset), r in RECIPES.items():
+        lines.append(
+            f"  {model} on {dataset}: {r.epochs} epochs, batch {r.batch_size}, {r.optimizer} lr {r.lr:g}"
+            + (f", weight decay {r.weight_decay:g}" if r.weight_decay else "")
+        )
+    return "\n".join(lines)
+
+
 def _add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = _recipes_epilog()
     p.add_argument("model", help=f"one of: {', '.join(MODEL_NAMES)}")
     p.add_argument("--dataset", default="mnist", help=f"one of: {', '.join(DATASET_NAMES)} (default: mnist)")
     p.add_argument("--epochs", type=_positive_int, help="total epochs (default: the recipe's)")
