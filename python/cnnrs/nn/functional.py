@@ -68,37 +68,17 @@ def _conv2d(input, weight, bias, stride, padding, dilation, groups, relu: bool) 
 
 def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) -> Tensor:
     """1-D convolution of input (N, C_in, L) with weight (C_out, C_in/groups, k), as a conv2d of height 1."""
-    input = _tensor(input)
-    if isinstance(padding, str):
-        k = weight.shape[-1]
-        if padding == "same":
-            if int(stride if not isinstance(stride, (tuple, list)) else stride[0]) != 1:
-                raise ValueError("conv1d: padding='same' is not supported for strided convolutions")
-            d = dilation if not isinstance(dilation, (tuple, list)) else dilation[0]
-            total = d * (k - 1)
-            pad4 = (0, 0, total // 2, total - total // 2)
-        elif padding == "valid":
-            pad4 = (0, 0, 0, 0)
-        else:
-            raise ValueError(
-                f"conv1d: invalid padding string {padding!r}, should be one of {{'valid', 'same'}}"
-            )
-    else:
-        p = int(padding[0] if isinstance(padding, (tuple, list)) else padding)
-        pad4 = (0, 0, p, p)
 
-    def first(v):
+    def first(v) -> int:
         return int(v[0] if isinstance(v, (tuple, list)) else v)
 
-    options = {
-        "stride": (1, first(stride)),
-        "padding": pad4,
-        "dilation": (1, first(dilation)),
-        "groups": groups,
-        "relu": False,
-    }
-    x4 = input.unsqueeze(2)
-    w4 = weight.unsqueeze(2)
+    stride, dilation = (1, first(stride)), (1, first(dilation))
+    if isinstance(padding, str) and padding == "same" and stride != (1, 1):
+        raise ValueError("conv1d: padding='same' is not supported for strided convolutions")
+    pad = padding if isinstance(padding, str) else (0, first(padding))
+    pad4 = conv_padding(pad, (1, weight.shape[-1]), dilation, "conv1d")
+    options = {"stride": stride, "padding": pad4, "dilation": dilation, "groups": groups, "relu": False}
+    x4, w4 = _tensor(input).unsqueeze(2), weight.unsqueeze(2)
     args = (x4, w4) if bias is None else (x4, w4, bias)
     return fn.Conv2dFn.apply(*args, **options).squeeze(2)
 
