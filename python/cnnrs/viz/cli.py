@@ -202,7 +202,7 @@ def run_visualize(args) -> int:
     if args.kernels:
         name, conv = _first_conv(model)
         path = out / "kernels.png"
-        filter_grid(conv, out=path, scale=max(args.scale, 1) * 2)
+        filter_grid(conv, out=path, scale=max(args.scale, 1) * 4)
         print(f"{path}: kernels of {name}")
     if args.saliency:
         image = load_input_image(args.saliency, shape, args.data_root)
