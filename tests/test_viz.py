@@ -202,6 +202,57 @@ def test_a_silent_filter_is_woken_through_its_pre_activation():
     assert gains[0] == np.inf  # and firing at the end
 
 
+@pytest.mark.parametrize("layer", ["features.4", None])
+def test_input_gradient_through_pooling_matches_torch(layer):
+    # LeNet-5 (max-pooling, padding, linear head) against the same network in PyTorch.
+    torch = pytest.importorskip("torch")
+    from cnnrs.models import create_model
+
+    cnnrs.manual_seed(0)
+    model = create_model("lenet5", num_classes=10)
+    tn = torch.nn
+    reference = tn.Sequential(
+        tn.Conv2d(1, 6, 5, padding=2),
+        tn.ReLU(),
+        tn.MaxPool2d(2),
+        tn.Conv2d(6, 16, 5),
+        tn.ReLU(),
+        tn.MaxPool2d(2),
+        tn.Flatten(),
+        tn.Linear(400, 120),
+        tn.ReLU(),
+        tn.Linear(120, 84),
+        tn.ReLU(),
+        tn.Linear(84, 10),
+    )
+    names = ["features.0", "features.3", "classifier.0", "classifier.2", "classifier.4"]
+    torch_layers = [reference[i] for i in (0, 3, 7, 9, 11)]
+    state = model.state_dict()
+    with torch.no_grad():
+        for name, module in zip(names, torch_layers):
+            module.weight.copy_(torch.from_numpy(state[name + ".weight"].numpy()))
+            module.bias.copy_(torch.from_numpy(state[name + ".bias"].numpy()))
+    x = np.random.default_rng(7).uniform(size=(3, 1, 28, 28))
+    x_t = torch.tensor(x, dtype=torch.float32, requires_grad=True)
+    units = [2, 5, 9]
+    if layer is not None:  # units that fire (a silent one takes the pre-activation fallback instead)
+        units = reference[:5](x_t).detach().flatten(2).norm(dim=2).argsort(dim=1)[:, -1 - np.arange(3)]
+        units = [int(units[i, i]) for i in range(3)]
+    if layer is None:
+        objective = layers.class_score_objective(units)
+        expected_value = reference(x_t)[torch.arange(3), units]
+    else:
+        objective = layers.filter_norm_objective(units)
+        h = reference[:5](x_t)
+        expected_value = torch.stack([h[i, u].norm() for i, u in enumerate(units)])
+    expected_value.sum().backward()
+    with layers.frozen(model):
+        value, grad = layers.input_gradient(model, layer, x, objective)
+    np.testing.assert_allclose(value, expected_value.detach().numpy(), rtol=1e-5, atol=1e-6)
+    scale = np.abs(x_t.grad.numpy()).max()
+    np.testing.assert_allclose(grad, x_t.grad.numpy(), rtol=1e-4, atol=1e-5 * scale)
+
+
 def test_input_gradient_applies_the_normalisation_chain_rule():
     model = tiny_model()
     x = np.random.default_rng(4).uniform(size=(1, 1, 6, 6))
