@@ -96,7 +96,7 @@ class Subsampling(nn.Module):
 
     The paper adds the four inputs; this layer averages them (the coefficient
     absorbs the factor 4), one coefficient and one bias per feature map.
-    Parameters: ``weight`` (C,), ``bias`` (C,).
+    Parameters: ``weight`` (C,), starting at 1 (a plain average), and ``bias`` (C,), starting at 0.
     """
 
     def __init__(self, channels: int, kernel_size: int = 2):
