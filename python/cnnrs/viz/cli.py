@@ -51,11 +51,26 @@ def load_model(checkpoint: str):
             f"{checkpoint}: the checkpoint does not record which model it holds (config: {config})"
         )
     model = create_model(name, **kwargs)
-    model.load_state_dict({k: v for k, v in ckpt.weights.items()})
+    model.load_state_dict(_match_shapes(ckpt.weights, model.state_dict()))
     model.eval()
     config.setdefault("model_name", name)
     config.setdefault("model_kwargs", kwargs)
     return model, config
+
+
+def _match_shapes(weights: dict, state: dict) -> dict:
+    """Give each stored array the shape the model expects when only the shape differs.
+
+    Checkpoints written through ``np.ascontiguousarray`` store 0-d buffers
+    (BatchNorm's ``num_batches_tracked``) as shape ``(1,)``.
+    """
+    out = {}
+    for key, value in weights.items():
+        expected = tuple(state[key].shape) if key in state else None
+        if expected is not None and tuple(value.shape) != expected and value.size == int(np.prod(expected)):
+            value = value.reshape(expected)
+        out[key] = value
+    return out
 
 
 def dataset_class(name: Optional[str]):
