@@ -35,14 +35,15 @@ pub fn max_pool2d_forward(
     let avx2 = simd::use_avx2_fma();
     let interior = interior_columns(p);
     for_each_plane_group2(y, argmax, out_plane, p.traffic(), |first, ys, is| {
+        let xs = &x[first * in_plane..][..ys.len() / out_plane * in_plane];
+        let simd_cols = if is_2x2 && avx2 {
+            max_2x2_simd(p, xs, ys, is)
+        } else {
+            0
+        };
         let planes = ys.chunks_mut(out_plane).zip(is.chunks_mut(out_plane));
         for (j, (yp, ip)) in planes.enumerate() {
-            let xs = &x[(first + j) * in_plane..][..in_plane];
-            let simd_cols = if is_2x2 && avx2 {
-                max_plane_2x2_simd(p, xs, yp, ip)
-            } else {
-                0
-            };
+            let xs = &xs[j * in_plane..][..in_plane];
             for oy in 0..p.out_h {
                 let yrow = &mut yp[oy * p.out_w..][..p.out_w];
                 let irow = &mut ip[oy * p.out_w..][..p.out_w];
@@ -62,15 +63,15 @@ pub fn max_pool2d_forward(
     });
 }
 
-/// The AVX2 path for the 2x2 stride-2 pool of one plane; returns how many
-/// leading columns of each full-window row it wrote.
+/// The AVX2 path for the 2x2 stride-2 pool of a group of planes; returns how
+/// many leading columns of each full-window row it wrote.
 #[allow(unused_variables)]
-fn max_plane_2x2_simd(p: &Pool2dParams, xs: &[f32], ys: &mut [f32], is: &mut [i32]) -> usize {
+fn max_2x2_simd(p: &Pool2dParams, xs: &[f32], ys: &mut [f32], is: &mut [i32]) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
+        let planes = ys.len() / p.out_plane();
         // SAFETY: only called when use_avx2_fma() saw AVX2 on this CPU.
-        unsafe { super::max_avx2::max_2x2_plane(xs, p.h, p.w, ys, is, p.out_h, p.out_w) };
-        p.out_w.min(p.w / 2) / 4 * 4
+        unsafe { super::max_avx2::max_2x2_planes(xs, planes, p.h, p.w, ys, is, p.out_h, p.out_w) }
     }
     #[cfg(not(target_arch = "x86_64"))]
     0
