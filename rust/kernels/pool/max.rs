@@ -207,8 +207,9 @@ fn clamp_at_zero(ys: &mut [f32], is: &mut [i32]) {
 pub fn max_pool2d_backward(p: &Pool2dParams, dy: &[f32], argmax: &[i32], dx: &mut [f32]) {
     let (in_plane, out_plane) = (p.in_plane(), p.out_plane());
     for_each_plane_group(dx, in_plane, p.traffic(), |first, group| {
-        group.fill(0.0);
         for (j, out) in group.chunks_mut(in_plane).enumerate() {
+            // Zeroed plane by plane, so that the adds below hit cache.
+            out.fill(0.0);
             let plane = first + j;
             let g = &dy[plane * out_plane..][..out_plane];
             let idx = &argmax[plane * out_plane..][..out_plane];
