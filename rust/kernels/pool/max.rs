@@ -53,7 +53,7 @@ pub fn max_pool2d_forward(
                     0
                 };
                 if done < p.out_w {
-                    max_row(p, xs, oy, done, interior, yrow, irow);
+                    max_row(p, xs, oy, done, interior, avx2, yrow, irow);
                 }
             }
             if relu {
@@ -110,12 +110,14 @@ fn max_row_2x2(
 }
 
 /// General path for outputs `from..out_w` of output row `oy`.
+#[allow(clippy::too_many_arguments)]
 fn max_row(
     p: &Pool2dParams,
     xs: &[f32],
     oy: usize,
     from: usize,
     interior: (usize, usize),
+    avx2: bool,
     yrow: &mut [f32],
     irow: &mut [i32],
 ) {
@@ -149,7 +151,12 @@ fn max_row(
             let col = first_col + kx * dw;
             let taps = &row[col..col + (n - 1) * sw + 1];
             let base = (iy * p.w + col) as i32;
-            for j in 0..n {
+            let done = if avx2 {
+                update_taps_simd(ys, is, taps, sw, base)
+            } else {
+                0
+            };
+            for j in done..n {
                 let v = taps[j * sw];
                 if v > ys[j] || v.is_nan() {
                     ys[j] = v;
@@ -158,6 +165,19 @@ fn max_row(
             }
         }
     }
+}
+
+/// AVX2 for one tap over a run of interior outputs (stride 1 or 2); returns
+/// how many leading outputs it did.
+#[allow(unused_variables)]
+fn update_taps_simd(ys: &mut [f32], is: &mut [i32], taps: &[f32], sw: usize, base: i32) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: only called when use_avx2_fma() saw AVX2 on this CPU.
+        unsafe { super::max_avx2::update_taps(ys, is, taps, sw, base) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    0
 }
 
 /// Output columns whose every tap lies inside the input: `lo..hi` (may be empty).

@@ -236,3 +236,50 @@ fn update(best: &mut __m256, at: &mut __m256i, v: __m256, v_at: __m256i) {
         take,
     ));
 }
+
+/// One tap of the general path over a run of outputs: `taps[j * stride]` is
+/// the tap's input for output j (stride 1 or 2), `index0` its flat index for
+/// output 0. Updates `best` / `at` with PyTorch's rule; returns how many
+/// leading outputs it did (a multiple of 8; the caller does the rest).
+///
+/// # Safety
+/// The CPU must support AVX2 (checked by the caller through `use_avx2_fma`).
+#[target_feature(enable = "avx2")]
+pub unsafe fn update_taps(
+    best: &mut [f32],
+    at: &mut [i32],
+    taps: &[f32],
+    stride: usize,
+    index0: i32,
+) -> usize {
+    let n = best.len().min(at.len());
+    // Loads read 8 * stride floats per 8 outputs: stay inside `taps`.
+    let full = if stride == 1 || stride == 2 {
+        (n / 8).min(taps.len() / (8 * stride))
+    } else {
+        0
+    };
+    let lanes = _mm256_mullo_epi32(
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+        _mm256_set1_epi32(stride as i32),
+    );
+    for c in 0..full {
+        let j = 8 * c;
+        // SAFETY: j + 8 <= n for best / at, and 8 * stride * (c + 1) <= taps.len().
+        unsafe {
+            let v = if stride == 1 {
+                _mm256_loadu_ps(taps.as_ptr().add(j))
+            } else {
+                let p = taps.as_ptr().add(2 * j);
+                even_odd(p, p.add(8)).0
+            };
+            let mut b = _mm256_loadu_ps(best.as_ptr().add(j));
+            let mut a = _mm256_loadu_si256(at.as_ptr().add(j) as *const __m256i);
+            let v_at = _mm256_add_epi32(_mm256_set1_epi32(index0 + (j * stride) as i32), lanes);
+            update(&mut b, &mut a, v, v_at);
+            _mm256_storeu_ps(best.as_mut_ptr().add(j), b);
+            _mm256_storeu_si256(at.as_mut_ptr().add(j) as *mut __m256i, a);
+        }
+    }
+    8 * full
+}
