@@ -68,6 +68,13 @@ pub fn num_threads() -> usize {
     pool().current_num_threads()
 }
 
+/// Whether a kernel should stay on the calling thread although its work is
+/// large: with a one-thread pool, handing the work to that pool's thread
+/// only adds a wake-up (milliseconds on a loaded machine).
+pub fn single_threaded() -> bool {
+    num_threads() == 1
+}
+
 /// Replaces the pool with one of `n` threads (`1 <= n <= MAX_THREADS`, checked
 /// by the caller). On failure (threads cannot be spawned) the old pool stays.
 pub fn set_num_threads(n: usize) -> Result<(), String> {

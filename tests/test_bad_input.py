@@ -173,7 +173,7 @@ def test_every_function_is_covered():
             getattr(c, name)(1)
 
 
-@pytest.mark.parametrize("fn,arg,kind", array_mutations())
+@pytest.mark.parametrize("fn,arg,kind", list(array_mutations()))
 def test_bad_array_argument(fn, arg, kind):
     arrays, call, op, names, _, _ = SPECS[fn]
     arrays = {k: v.copy() for k, v in arrays.items()}

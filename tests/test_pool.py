@@ -43,7 +43,24 @@ def test_max_pool_forward_matches_reference(shape, rng, simd_mode):
         np.testing.assert_array_equal(idx, idx_ref, err_msg=f"{k} {s} {p} {d} {ceil}")
 
 
-@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 2, 9, 35), (1, 1, 2, 2), (2, 1, 3, 3), (1, 1, 2, 16)])
+# Output widths with 4-output units (8, 17), 2-output half units (2, 3, 6, 7, 14), both, and
+# single columns; plane counts that leave units and half units over at the end of a group.
+FAST_PATH_SHAPES = [
+    (2, 3, 8, 8),
+    (1, 2, 9, 35),
+    (1, 1, 2, 2),
+    (2, 1, 3, 3),
+    (1, 1, 2, 16),
+    (3, 5, 4, 4),
+    (2, 3, 6, 12),
+    (1, 3, 7, 14),
+    (1, 1, 4, 6),
+    (3, 1, 5, 29),
+    (5, 7, 4, 5),
+]
+
+
+@pytest.mark.parametrize("shape", FAST_PATH_SHAPES, ids=str)
 @pytest.mark.parametrize("ceil", [False, True])
 def test_max_pool_2x2_fast_path(shape, ceil, rng, simd_mode):
     """2x2 stride 2 (the AVX2 path), with ties and NaN placed inside windows."""
@@ -209,6 +226,18 @@ def test_avg_matches_pytorch(rng):
         y = _cnnrs.avg_pool2d_forward(x, k, s, p, ceil, cip, div)
         ty = F.avg_pool2d(torch.from_numpy(x), k, s, p, ceil, cip, div)
         np.testing.assert_allclose(y, ty.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 4, 4), (32, 16, 10, 10), (8, 8, 28, 28)], ids=str)
+def test_parallel_2x2_matches_reference(shape, rng, simd_mode):
+    """Batches above the parallel threshold: groups of planes, units across planes."""
+    _cnnrs.set_num_threads(2)
+    x = rng.standard_normal(shape).astype(np.float32)
+    y, idx = _cnnrs.max_pool2d_forward(x, (2, 2), (2, 2), relu=True)
+    y_ref, idx_ref = ref.max_pool2d(ref.relu(x), (2, 2), (2, 2))
+    np.testing.assert_array_equal(y, y_ref.astype(np.float32))
+    positive = y > 0
+    np.testing.assert_array_equal(idx[positive], idx_ref[positive])
 
 
 def test_large_batch_runs_in_parallel_with_same_result(rng):

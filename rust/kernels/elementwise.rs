@@ -19,7 +19,7 @@ fn zip_chunks<const K: usize>(
         let start = c * CHUNK;
         f(o, inputs.map(|x| &x[start..start + o.len()]));
     };
-    if out.len() < 2 * CHUNK {
+    if out.len() < 2 * CHUNK || threading::single_threaded() {
         f(out, inputs);
     } else {
         threading::install(|| {
@@ -68,7 +68,7 @@ pub fn bias_add_inplace(y: &mut [f32], bias: &[f32], inner: usize) {
             }
         }
     };
-    if y.len() < 2 * CHUNK {
+    if y.len() < 2 * CHUNK || threading::single_threaded() {
         y.chunks_mut(row).for_each(add_sample);
     } else {
         // Whole samples per task, about CHUNK elements each.

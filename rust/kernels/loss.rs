@@ -59,13 +59,16 @@ pub fn cross_entropy(
             }
         }
     };
-    let n = target.len();
-    threading::install(|| match dlogits {
-        Some(d) if n * classes >= 1 << 16 => losses
-            .par_iter_mut()
-            .zip(d.par_chunks_mut(classes).map(Some))
-            .enumerate()
-            .for_each(row),
+    // Rows are independent, so the split cannot change results.
+    let parallel = target.len() * classes >= 1 << 16 && !threading::single_threaded();
+    match dlogits {
+        Some(d) if parallel => threading::install(|| {
+            losses
+                .par_iter_mut()
+                .zip(d.par_chunks_mut(classes).map(Some))
+                .enumerate()
+                .for_each(row)
+        }),
         Some(d) => losses
             .iter_mut()
             .zip(d.chunks_mut(classes).map(Some))
@@ -76,6 +79,6 @@ pub fn cross_entropy(
             .map(|l| (l, None))
             .enumerate()
             .for_each(row),
-    });
+    }
     Ok(())
 }

@@ -221,7 +221,7 @@ fn adam_chunk(
 
 /// Runs `f` on every piece: serially for small steps, else as one parallel loop.
 fn run<T: Send>(pieces: Vec<T>, total_elems: usize, f: impl Fn(T) + Sync + Send) {
-    if total_elems < PARALLEL_MIN_ELEMS || pieces.len() < 2 {
+    if total_elems < PARALLEL_MIN_ELEMS || pieces.len() < 2 || threading::single_threaded() {
         pieces.into_iter().for_each(f);
     } else {
         threading::install(|| pieces.into_par_iter().for_each(f));

@@ -11,7 +11,7 @@ use crate::kernels::pool::{self, Pool2dParams};
 /// A new uninitialised C-contiguous array, like `arrays::new_array`, except
 /// that a failed allocation (an absurd `input_shape` given to a backward)
 /// raises MemoryError / SizeOverflowError instead of panicking.
-fn try_new_array<'py, T: Element>(
+pub(super) fn try_new_array<'py, T: Element>(
     py: Python<'py>,
     op: &str,
     what: &str,

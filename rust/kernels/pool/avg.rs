@@ -104,9 +104,10 @@ pub fn avg_pool2d_backward(
     let (in_plane, out_plane) = (p.in_plane(), p.out_plane());
     let t = AvgTables::new(p, count_include_pad, divisor_override);
     for_each_plane_group(dx, in_plane, p.traffic(), |first, group| {
-        group.fill(0.0);
         let mut row_grad = vec![0.0f32; p.w];
         for (j, out) in group.chunks_mut(in_plane).enumerate() {
+            // Zeroed plane by plane, so that the adds below hit cache.
+            out.fill(0.0);
             let g = &dy[(first + j) * out_plane..][..out_plane];
             for oy in 0..p.out_h {
                 let (y0, y1, _) = p.taps(0, oy);

@@ -35,14 +35,15 @@ pub fn max_pool2d_forward(
     let avx2 = simd::use_avx2_fma();
     let interior = interior_columns(p);
     for_each_plane_group2(y, argmax, out_plane, p.traffic(), |first, ys, is| {
+        let xs = &x[first * in_plane..][..ys.len() / out_plane * in_plane];
+        let simd_cols = if is_2x2 && avx2 {
+            max_2x2_simd(p, xs, ys, is)
+        } else {
+            0
+        };
         let planes = ys.chunks_mut(out_plane).zip(is.chunks_mut(out_plane));
         for (j, (yp, ip)) in planes.enumerate() {
-            let xs = &x[(first + j) * in_plane..][..in_plane];
-            let simd_cols = if is_2x2 && avx2 {
-                max_plane_2x2_simd(p, xs, yp, ip)
-            } else {
-                0
-            };
+            let xs = &xs[j * in_plane..][..in_plane];
             for oy in 0..p.out_h {
                 let yrow = &mut yp[oy * p.out_w..][..p.out_w];
                 let irow = &mut ip[oy * p.out_w..][..p.out_w];
@@ -52,7 +53,7 @@ pub fn max_pool2d_forward(
                     0
                 };
                 if done < p.out_w {
-                    max_row(p, xs, oy, done, interior, yrow, irow);
+                    max_row(p, xs, oy, done, interior, avx2, yrow, irow);
                 }
             }
             if relu {
@@ -62,15 +63,15 @@ pub fn max_pool2d_forward(
     });
 }
 
-/// The AVX2 path for the 2x2 stride-2 pool of one plane; returns how many
-/// leading columns of each full-window row it wrote.
+/// The AVX2 path for the 2x2 stride-2 pool of a group of planes; returns how
+/// many leading columns of each full-window row it wrote.
 #[allow(unused_variables)]
-fn max_plane_2x2_simd(p: &Pool2dParams, xs: &[f32], ys: &mut [f32], is: &mut [i32]) -> usize {
+fn max_2x2_simd(p: &Pool2dParams, xs: &[f32], ys: &mut [f32], is: &mut [i32]) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
+        let planes = ys.len() / p.out_plane();
         // SAFETY: only called when use_avx2_fma() saw AVX2 on this CPU.
-        unsafe { super::max_avx2::max_2x2_plane(xs, p.h, p.w, ys, is, p.out_h, p.out_w) };
-        p.out_w.min(p.w / 2) / 4 * 4
+        unsafe { super::max_avx2::max_2x2_planes(xs, planes, p.h, p.w, ys, is, p.out_h, p.out_w) }
     }
     #[cfg(not(target_arch = "x86_64"))]
     0
@@ -109,12 +110,14 @@ fn max_row_2x2(
 }
 
 /// General path for outputs `from..out_w` of output row `oy`.
+#[allow(clippy::too_many_arguments)]
 fn max_row(
     p: &Pool2dParams,
     xs: &[f32],
     oy: usize,
     from: usize,
     interior: (usize, usize),
+    avx2: bool,
     yrow: &mut [f32],
     irow: &mut [i32],
 ) {
@@ -148,7 +151,12 @@ fn max_row(
             let col = first_col + kx * dw;
             let taps = &row[col..col + (n - 1) * sw + 1];
             let base = (iy * p.w + col) as i32;
-            for j in 0..n {
+            let done = if avx2 {
+                update_taps_simd(ys, is, taps, sw, base)
+            } else {
+                0
+            };
+            for j in done..n {
                 let v = taps[j * sw];
                 if v > ys[j] || v.is_nan() {
                     ys[j] = v;
@@ -157,6 +165,19 @@ fn max_row(
             }
         }
     }
+}
+
+/// AVX2 for one tap over a run of interior outputs (stride 1 or 2); returns
+/// how many leading outputs it did.
+#[allow(unused_variables)]
+fn update_taps_simd(ys: &mut [f32], is: &mut [i32], taps: &[f32], sw: usize, base: i32) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: only called when use_avx2_fma() saw AVX2 on this CPU.
+        unsafe { super::max_avx2::update_taps(ys, is, taps, sw, base) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    0
 }
 
 /// Output columns whose every tap lies inside the input: `lo..hi` (may be empty).
@@ -206,8 +227,9 @@ fn clamp_at_zero(ys: &mut [f32], is: &mut [i32]) {
 pub fn max_pool2d_backward(p: &Pool2dParams, dy: &[f32], argmax: &[i32], dx: &mut [f32]) {
     let (in_plane, out_plane) = (p.in_plane(), p.out_plane());
     for_each_plane_group(dx, in_plane, p.traffic(), |first, group| {
-        group.fill(0.0);
         for (j, out) in group.chunks_mut(in_plane).enumerate() {
+            // Zeroed plane by plane, so that the adds below hit cache.
+            out.fill(0.0);
             let plane = first + j;
             let g = &dy[plane * out_plane..][..out_plane];
             let idx = &argmax[plane * out_plane..][..out_plane];

@@ -190,7 +190,7 @@ fn for_each_plane_group<T: Send>(
     traffic: usize,
     f: impl Fn(usize, &mut [T]) + Sync,
 ) {
-    if traffic < PARALLEL_MIN_ELEMS {
+    if traffic < PARALLEL_MIN_ELEMS || threading::single_threaded() {
         return f(0, out);
     }
     let per_task = (TASK_ELEMS / plane_len.max(1)).max(1);
@@ -209,7 +209,7 @@ fn for_each_plane_group2<T: Send, U: Send>(
     traffic: usize,
     f: impl Fn(usize, &mut [T], &mut [U]) + Sync,
 ) {
-    if traffic < PARALLEL_MIN_ELEMS {
+    if traffic < PARALLEL_MIN_ELEMS || threading::single_threaded() {
         return f(0, a, b);
     }
     let per_task = (TASK_ELEMS / plane_len.max(1)).max(1);
