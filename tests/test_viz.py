@@ -318,6 +318,27 @@ def test_same_seed_same_bits_and_other_seed_differs():
     assert np.array_equal(c1, c2) and p1 == p2
 
 
+def test_same_bits_for_any_thread_count():
+    model = tiny_model()
+    before = cnnrs.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            cnnrs.set_num_threads(threads)
+            results.append(viz.filter_images(model, "1", "0-1", steps=5, image_shape=(1, 6, 6), seed=3))
+    finally:
+        cnnrs.set_num_threads(before)
+    assert np.array_equal(results[0], results[1])
+
+
+def test_dream_zoom_makes_frames_of_the_input_size():
+    model = tiny_model()
+    image = np.random.default_rng(0).uniform(size=(1, 6, 6))
+    frames = viz.dream_zoom(model, image, "1", frames=3, zoom=1.2, octaves=1, steps=2)
+    assert len(frames) == 3 and all(f.shape == image.shape for f in frames)
+    assert not np.array_equal(frames[0], frames[1])
+
+
 def test_saliency_is_the_channel_max_of_the_absolute_input_gradient():
     model = tiny_model()
     image = np.random.default_rng(5).uniform(size=(1, 6, 6))
