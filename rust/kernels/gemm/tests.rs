@@ -44,13 +44,13 @@ fn assert_close(got: &[f32], want: &[f64], k: usize) {
 
 #[test]
 fn pack_b_layout_matches_the_documented_one() {
-    let (k, n) = (5, 21);
+    let (k, n) = (30, 37);
     let data = values(k * n, 1);
     for b in [
         MatRef::row_major(&data, k, n),
         MatRef::row_major(&data, n, k).t(),
     ] {
-        let (k0, kc, j0, nc): (usize, usize, usize, usize) = (1, 3, 2, 19);
+        let (k0, kc, j0, nc): (usize, usize, usize, usize) = (1, 27, 2, 35);
         let strips = nc.div_ceil(NR);
         let mut out = vec![f32::NAN; strips * kc * NR];
         b.pack(k0, kc, j0, nc, &mut out);
