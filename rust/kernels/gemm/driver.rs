@@ -29,6 +29,13 @@ pub(super) struct CPtr(pub(super) *mut f32);
 // SAFETY: tasks write disjoint tiles of C and the caller holds `&mut` to all of C
 // for the duration of the call.
 unsafe impl Send for CPtr {}
+
+impl CPtr {
+    /// The pointer; a method so that closures capture the `Sync` wrapper.
+    pub(super) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 unsafe impl Sync for CPtr {}
 
 thread_local! {

@@ -17,10 +17,11 @@
 //! packing its MC x KC block of A into MR-high strips and calling the MR x NR
 //! register-blocked micro-kernel (`avx2` or `portable`) over it.
 //!
-//! Small or thin products with a plain B skip packing (`direct`).
+//! Small or thin products with a plain B skip packing (`direct`), and
+//! products of fewer than MR rows run row by row (`thin`).
 //!
 //! Files: `blocking` (block sizes), `pack` (packed layouts), `driver` (loops,
-//! threads, buffers), `direct` (the unpacked path), `tile` (edge tiles, kernel choice), `avx2` and `portable`
+//! threads, buffers), `direct` (the unpacked path), `thin` (fewer than MR rows), `tile` (edge tiles, kernel choice), `avx2` and `portable`
 //! (micro-kernels).
 
 #[cfg(target_arch = "x86_64")]
@@ -30,6 +31,7 @@ mod direct;
 mod driver;
 mod pack;
 mod portable;
+mod thin;
 mod tile;
 
 #[cfg(test)]
@@ -170,6 +172,11 @@ pub fn gemm_ex<B: PackB + ?Sized>(
         return;
     }
     let kernel = tile::select_kernel();
+    if let Some(b) = b.as_matref().filter(|b| thin::suits(m, b)) {
+        assert!(b.in_bounds(), "gemm: the view of B reaches past its data");
+        thin::run(alpha, a, b, beta, c, ldc, epilogue, parallel);
+        return;
+    }
     if let Some(b) = b.as_matref().filter(|_| direct::suits(m, n, k)) {
         assert!(b.in_bounds(), "gemm: the view of B reaches past its data");
         direct::run(alpha, a, b, beta, c, ldc, epilogue, parallel, kernel);

@@ -188,6 +188,47 @@ fn packed_and_direct_paths_match_reference() {
     }
 }
 
+/// The row-by-row path for fewer than MR rows, both B layouts, with an
+/// epilogue, serial and parallel (n above one task's columns).
+#[test]
+fn thin_path_matches_reference() {
+    for &(m, n, k) in &[(1, 1, 1), (1, 300, 7), (5, 33, 130), (3, 1000, 401)] {
+        let a_data = values(m * k, 16);
+        let b_data = values(k * n, 17);
+        let bias = values(m, 18);
+        let a = MatRef::row_major(&a_data, m, k);
+        for b in [
+            MatRef::row_major(&b_data, k, n),
+            MatRef::row_major(&b_data, n, k).t(),
+        ] {
+            let ab = naive(a, b);
+            let c0 = values(m * n, 19);
+            let mut results = Vec::new();
+            for parallel in [false, true] {
+                let mut c = c0.clone();
+                let epilogue = Epilogue {
+                    row_bias: Some(&bias),
+                    relu: true,
+                };
+                thin::run(0.5, a, b, 2.0, &mut c, n, &epilogue, parallel);
+                for (idx, &got) in c.iter().enumerate() {
+                    let want =
+                        (0.5 * ab[idx] + 2.0 * c0[idx] as f64 + bias[idx / n] as f64).max(0.0);
+                    assert!(
+                        (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "{got} vs {want}"
+                    );
+                }
+                results.push(c);
+            }
+            assert!(results[0]
+                .iter()
+                .zip(&results[1])
+                .all(|(x, y)| x.to_bits() == y.to_bits()));
+        }
+    }
+}
+
 #[test]
 fn serial_and_parallel_are_bitwise_equal() {
     let (m, n, k) = (157, 203, 531);
