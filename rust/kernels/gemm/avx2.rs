@@ -72,10 +72,14 @@ pub unsafe fn kernel_6x16(
     }
     // The k loop is inlined three times with what is known at compile time,
     // so that the loads become base + constant displacement where possible.
-    let acc = if a.packed && b_step == NR {
+    let acc = if a.consecutive && a.step == MR && b_step == NR {
         // Packed A and packed B: the hot path of large products.
         let base = a.rows[0];
         k_loop!(kc, std::array::from_fn(|r| base.add(r)), MR, b, NR)
+    } else if a.consecutive {
+        // A transposed view read in place (direct path).
+        let base = a.rows[0];
+        k_loop!(kc, std::array::from_fn(|r| base.add(r)), a.step, b, b_step)
     } else if a.step == 1 {
         // Row-major A read in place (direct path).
         k_loop!(kc, a.rows, 1, b, b_step)

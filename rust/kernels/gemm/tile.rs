@@ -14,14 +14,15 @@ pub struct TileUpdate {
 }
 
 /// The MR rows of A a tile reads: A[r, p] is at `rows[r] + p * step`.
-/// A packed strip is `rows[r] = strip + r`, `step = MR` (`packed` set, which
-/// lets the kernel use constant offsets); an unpacked row-major A has
-/// `rows[r]` = start of row r and `step = 1`.
+/// `consecutive` says that `rows[r] = rows[0] + r`, which lets the kernel
+/// address all six with one pointer: a packed strip (`step = MR`) or the
+/// columns of a transposed A read in place (`step` = its row length). An
+/// unpacked row-major A has `rows[r]` = start of row r and `step = 1`.
 #[derive(Clone, Copy, Debug)]
 pub struct AOperand {
     pub rows: [*const f32; MR],
     pub step: usize,
-    pub packed: bool,
+    pub consecutive: bool,
 }
 
 impl AOperand {
@@ -31,7 +32,7 @@ impl AOperand {
         AOperand {
             rows: std::array::from_fn(|r| base.wrapping_add(r)),
             step: MR,
-            packed: true,
+            consecutive: true,
         }
     }
 }
