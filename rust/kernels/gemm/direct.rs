@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::blocking::{MR, NR};
 use super::driver::{with_buffer, worth_parallel, CPtr, EDGE_BUF};
-use super::tile::{compute_tile, AOperand, MicroKernel, TileUpdate};
+use super::tile::{compute_tile, AOperand, Kernels, TileUpdate};
 use super::{Epilogue, MatRef, PackB};
 use crate::threading;
 
@@ -38,7 +38,7 @@ pub fn run(
     ldc: usize,
     epilogue: &Epilogue,
     parallel: bool,
-    kernel: MicroKernel,
+    kernels: Kernels,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let c = CPtr(c.as_mut_ptr());
@@ -50,7 +50,17 @@ pub fn run(
     let row_strips = m.div_ceil(MR);
     let col_strips = n.div_ceil(NR);
     let task = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
-        compute_tiles(a, b, c, ldc, &update, epilogue.row_bias, kernel, rows, cols);
+        compute_tiles(
+            a,
+            b,
+            c,
+            ldc,
+            &update,
+            epilogue.row_bias,
+            kernels,
+            rows,
+            cols,
+        );
     };
     if !(parallel && worth_parallel(m, n, k)) {
         task(0..row_strips, 0..col_strips);
@@ -82,7 +92,7 @@ fn compute_tiles(
     ldc: usize,
     update: &TileUpdate,
     bias: Option<&[f32]>,
-    kernel: MicroKernel,
+    kernels: Kernels,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
 ) {
@@ -114,7 +124,7 @@ fn compute_tiles(
                 // view of B was checked by `as_matref`'s owner, `MatRef`).
                 unsafe {
                     compute_tile(
-                        kernel,
+                        &kernels,
                         k,
                         &a_rows,
                         b_ptr,

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use super::blocking::{block_size, split, GEMM_PARALLEL_MIN_FLOPS, KC, MB, MC, MR, NC, NR};
 use super::pack::{pack_a, PackB};
-use super::tile::{compute_tile, AOperand, MicroKernel, TileUpdate};
+use super::tile::{compute_tile, AOperand, Kernels, TileUpdate};
 use super::{Epilogue, MatRef};
 use crate::threading;
 
@@ -98,7 +98,7 @@ struct Block<'a> {
     kc: usize,
     update: TileUpdate,
     bias: Option<&'a [f32]>,
-    kernel: MicroKernel,
+    kernels: Kernels,
 }
 
 impl Block<'_> {
@@ -119,7 +119,7 @@ impl Block<'_> {
                 // `gemm_ex` checked, and no other task writes it.
                 unsafe {
                     compute_tile(
-                        self.kernel,
+                        &self.kernels,
                         kc,
                         &AOperand::packed(a_strip),
                         b_strip,
@@ -184,7 +184,7 @@ pub fn run<B: PackB + ?Sized>(
     ldc: usize,
     epilogue: &Epilogue,
     parallel: bool,
-    kernel: MicroKernel,
+    kernels: Kernels,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols());
     let parallel = parallel && worth_parallel(m, n, k);
@@ -231,7 +231,7 @@ pub fn run<B: PackB + ?Sized>(
                             relu: last && epilogue.relu,
                         },
                         bias: if last { epilogue.row_bias } else { None },
-                        kernel,
+                        kernels,
                     };
                     block.compute_all(parallel);
                 }

@@ -171,7 +171,7 @@ pub fn gemm_ex<B: PackB + ?Sized>(
         driver::scale_only(beta, c, m, n, ldc, epilogue);
         return;
     }
-    let kernel = tile::select_kernel();
+    let kernels = tile::Kernels::select();
     if let Some(b) = b.as_matref().filter(|b| thin::suits(m, b)) {
         assert!(b.in_bounds(), "gemm: the view of B reaches past its data");
         thin::run(alpha, a, b, beta, c, ldc, epilogue, parallel);
@@ -179,8 +179,8 @@ pub fn gemm_ex<B: PackB + ?Sized>(
     }
     if let Some(b) = b.as_matref().filter(|_| direct::suits(m, n, k)) {
         assert!(b.in_bounds(), "gemm: the view of B reaches past its data");
-        direct::run(alpha, a, b, beta, c, ldc, epilogue, parallel, kernel);
+        direct::run(alpha, a, b, beta, c, ldc, epilogue, parallel, kernels);
         return;
     }
-    driver::run(alpha, a, b, beta, c, ldc, epilogue, parallel, kernel);
+    driver::run(alpha, a, b, beta, c, ldc, epilogue, parallel, kernels);
 }

@@ -142,9 +142,9 @@ fn edge_tiles_and_odd_shapes_match_reference() {
 /// shapes that exercise every edge.
 #[test]
 fn packed_and_direct_paths_match_reference() {
-    let mut kernels: Vec<tile::MicroKernel> = vec![portable::kernel_6x16];
+    let mut kernels = vec![tile::Kernels::portable()];
     #[cfg(target_arch = "x86_64")]
-    kernels.push(avx2::kernel_6x16);
+    kernels.push(tile::Kernels::avx2());
     for &(m, n, k) in &[
         (1, 1, 1),
         (7, 17, 9),
@@ -371,13 +371,13 @@ fn simd_and_portable_drivers_agree() {
     let b_data = values(k * n, 13);
     let a = MatRef::row_major(&a_data, m, k);
     let b = MatRef::row_major(&b_data, n, k).t();
-    let run = |kernel: tile::MicroKernel| {
+    let run = |kernel: tile::Kernels| {
         let mut c = vec![f32::NAN; m * n];
         driver::run(1.0, a, &b, 0.0, &mut c, n, &Epilogue::NONE, true, kernel);
         c
     };
-    let simd = run(avx2::kernel_6x16);
-    let portable = run(portable::kernel_6x16);
+    let simd = run(tile::Kernels::avx2());
+    let portable = run(tile::Kernels::portable());
     assert_close(&simd, &naive(a, b), k);
     assert_close(&portable, &naive(a, b), k);
     for (x, y) in simd.iter().zip(&portable) {
@@ -420,5 +420,71 @@ fn timing_breakdown() {
         println!(
             "n={n} kc={kc}: pack_a {t_pa:.2}us (A^T {t_pat:.2}) pack_b {t_pb:.2}us (B^T {t_pbt:.2}) gemm {t_all:.2}us = {gf:.1} GF/s"
         );
+    }
+}
+
+/// Every AVX2 edge kernel gives bitwise the same values as the full kernel on
+/// the part of the tile it computes, and leaves the rest alone.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_edge_kernels_match_the_full_kernel() {
+    assert!(crate::kernels::simd::cpu_has_avx2_fma());
+    let kc = 29;
+    let a = values(kc * MR, 20);
+    let b = values(kc * NR, 21);
+    let c0 = values(MR * NR, 22);
+    let bias: [f32; MR] = std::array::from_fn(|r| 0.5 - r as f32);
+    let update = tile::TileUpdate {
+        alpha: 0.75,
+        beta: 1.5,
+        relu: true,
+    };
+    let a_operand = tile::AOperand::packed(&a);
+    let kernels = tile::Kernels::avx2();
+    let mut full = c0.clone();
+    // SAFETY: AVX2+FMA present; buffers sized MR x NR and kc x MR / kc x NR.
+    unsafe {
+        (kernels.full)(
+            kc,
+            &a_operand,
+            b.as_ptr(),
+            NR,
+            full.as_mut_ptr(),
+            NR,
+            &update,
+            Some(&bias),
+        );
+    }
+    for mr in 1..=MR {
+        for (v, width) in [(0, NR / 2), (1, NR)] {
+            let mut edge = c0.clone();
+            // SAFETY: as above.
+            unsafe {
+                (kernels.edge[mr - 1][v])(
+                    kc,
+                    &a_operand,
+                    b.as_ptr(),
+                    NR,
+                    edge.as_mut_ptr(),
+                    NR,
+                    &update,
+                    Some(&bias),
+                );
+            }
+            for r in 0..MR {
+                for j in 0..NR {
+                    let want = if r < mr && j < width {
+                        full[r * NR + j]
+                    } else {
+                        c0[r * NR + j]
+                    };
+                    assert_eq!(
+                        edge[r * NR + j].to_bits(),
+                        want.to_bits(),
+                        "mr={mr} width={width} ({r},{j})"
+                    );
+                }
+            }
+        }
     }
 }
