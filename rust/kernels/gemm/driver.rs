@@ -150,7 +150,7 @@ impl Block<'_> {
             return;
         }
         let row_tasks = a_strips.div_ceil(strips_per_mc);
-        let wanted = 16 * rayon::current_num_threads();
+        let wanted = 32 * rayon::current_num_threads();
         let b_strips_per_task = b_strips.div_ceil(wanted.div_ceil(row_tasks)).max(1);
         let col_tasks = b_strips.div_ceil(b_strips_per_task);
         (0..row_tasks * col_tasks).into_par_iter().for_each(|task| {
