@@ -25,6 +25,8 @@ SHAPES = [
     (150, 200, 300),
     (289, 47, 19),
     (3, 4100, 2),
+    (2, 3000, 700),
+    (1600, 70, 40),
 ]
 
 
@@ -127,7 +129,9 @@ def test_portable_fallback_agrees(m, n, k, trans_a, trans_b):
 
 
 @pytest.mark.parametrize("force_fallback", [False, True])
-@pytest.mark.parametrize("m,n,k", [(300, 290, 530), (7, 5000, 40), (1000, 9, 70)])
+@pytest.mark.parametrize(
+    "m,n,k", [(300, 290, 530), (1600, 100, 600), (7, 5000, 40), (1000, 9, 70), (3, 5000, 200)]
+)
 def test_bitwise_identical_for_any_thread_count(m, n, k, force_fallback):
     _cnnrs.set_force_fallback(force_fallback)
     a, b = _operands(m, n, k, False, True)

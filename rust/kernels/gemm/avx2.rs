@@ -72,10 +72,14 @@ pub unsafe fn kernel_6x16(
     }
     // The k loop is inlined three times with what is known at compile time,
     // so that the loads become base + constant displacement where possible.
-    let acc = if a.packed && b_step == NR {
+    let acc = if a.consecutive && a.step == MR && b_step == NR {
         // Packed A and packed B: the hot path of large products.
         let base = a.rows[0];
         k_loop!(kc, std::array::from_fn(|r| base.add(r)), MR, b, NR)
+    } else if a.consecutive {
+        // A transposed view read in place (direct path).
+        let base = a.rows[0];
+        k_loop!(kc, std::array::from_fn(|r| base.add(r)), a.step, b, b_step)
     } else if a.step == 1 {
         // Row-major A read in place (direct path).
         k_loop!(kc, a.rows, 1, b, b_step)
@@ -85,11 +89,12 @@ pub unsafe fn kernel_6x16(
     store_tile(acc, c, ldc, update, bias);
 }
 
-/// C tile = alpha * acc + beta * C (C unread when beta == 0), + bias, ReLU.
+/// C tile = alpha * acc + beta * C (C unread when beta == 0), + bias, ReLU,
+/// for the ROWS x (8 * VECS) part of the tile that `acc` holds.
 #[target_feature(enable = "avx2,fma")]
 #[inline]
-unsafe fn store_tile(
-    acc: [[__m256; 2]; MR],
+unsafe fn store_tile<const ROWS: usize, const VECS: usize>(
+    acc: [[__m256; VECS]; ROWS],
     c: *mut f32,
     ldc: usize,
     update: &TileUpdate,
@@ -100,20 +105,131 @@ unsafe fn store_tile(
     let zero = _mm256_setzero_ps();
     for (r, acc_row) in acc.iter().enumerate() {
         let row = c.add(r * ldc);
-        for (half, &acc_val) in acc_row.iter().enumerate() {
-            let dst = row.add(8 * half);
-            let mut v = _mm256_mul_ps(alpha, acc_val);
+        for (v, &acc_val) in acc_row.iter().enumerate() {
+            let dst = row.add(8 * v);
+            let mut x = _mm256_mul_ps(alpha, acc_val);
             if update.beta != 0.0 {
-                v = _mm256_fmadd_ps(beta, _mm256_loadu_ps(dst), v);
+                x = _mm256_fmadd_ps(beta, _mm256_loadu_ps(dst), x);
             }
             if let Some(bias) = bias {
-                v = _mm256_add_ps(v, _mm256_set1_ps(bias[r]));
+                x = _mm256_add_ps(x, _mm256_set1_ps(bias[r]));
             }
             if update.relu {
                 // max_ps returns its second operand when either is NaN: NaN stays NaN.
-                v = _mm256_max_ps(zero, v);
+                x = _mm256_max_ps(zero, x);
             }
-            _mm256_storeu_ps(dst, v);
+            _mm256_storeu_ps(dst, x);
         }
     }
+}
+
+/// The kernel for edge tiles: only the first ROWS rows and 8 * VECS columns
+/// of the MR x NR tile are computed (and written), so a 4-row or 8-column
+/// edge costs 4/6 or 1/2 of a full tile. The same operations per element as
+/// `kernel_6x16`, hence the same bits.
+///
+/// # Safety
+/// As for [`kernel_6x16`].
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn kernel_edge<const ROWS: usize, const VECS: usize>(
+    kc: usize,
+    a: &AOperand,
+    b: *const f32,
+    b_step: usize,
+    c: *mut f32,
+    ldc: usize,
+    update: &TileUpdate,
+    bias: Option<&[f32; MR]>,
+) {
+    let mut acc = [[_mm256_setzero_ps(); VECS]; ROWS];
+    let (mut rows, mut b) = (a.rows, b);
+    for _ in 0..kc {
+        let bv: [__m256; VECS] = std::array::from_fn(|v| _mm256_loadu_ps(b.add(8 * v)));
+        for (r, acc_row) in acc.iter_mut().enumerate() {
+            let av = _mm256_broadcast_ss(&*rows[r]);
+            for (acc_val, &b_val) in acc_row.iter_mut().zip(&bv) {
+                *acc_val = _mm256_fmadd_ps(av, b_val, *acc_val);
+            }
+        }
+        rows = rows.map(|row| row.wrapping_add(a.step));
+        b = b.add(b_step);
+    }
+    store_tile(acc, c, ldc, update, bias);
+}
+
+/// Packs one full NR-wide strip of a B whose columns are contiguous (a
+/// transposed view): column `jj` of the strip is `src[jj * col_stride ..][..kc]`,
+/// and `strip[p * NR + jj]` receives its element `p`. Works on 8 x 8 blocks
+/// transposed in registers; the scalar loop would cost a load and a store per
+/// float.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn pack_b_transposed_strip(
+    src: &[f32],
+    col_stride: usize,
+    kc: usize,
+    strip: &mut [f32],
+) {
+    assert!(kc == 0 || src.len() >= (NR - 1) * col_stride + kc);
+    assert_eq!(strip.len(), kc * NR);
+    let (src, dst) = (src.as_ptr(), strip.as_mut_ptr());
+    let full = kc - kc % 8;
+    for p in (0..full).step_by(8) {
+        for half in 0..2 {
+            let col = |jj: usize| _mm256_loadu_ps(src.add((half * 8 + jj) * col_stride + p));
+            let rows = transpose_8x8([
+                col(0),
+                col(1),
+                col(2),
+                col(3),
+                col(4),
+                col(5),
+                col(6),
+                col(7),
+            ]);
+            for (q, row) in rows.iter().enumerate() {
+                _mm256_storeu_ps(dst.add((p + q) * NR + half * 8), *row);
+            }
+        }
+    }
+    for p in full..kc {
+        for jj in 0..NR {
+            *dst.add(p * NR + jj) = *src.add(jj * col_stride + p);
+        }
+    }
+}
+
+/// Transposes the 8 x 8 matrix whose rows are `r`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn transpose_8x8(r: [__m256; 8]) -> [__m256; 8] {
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(s0, s4),
+        _mm256_permute2f128_ps::<0x20>(s1, s5),
+        _mm256_permute2f128_ps::<0x20>(s2, s6),
+        _mm256_permute2f128_ps::<0x20>(s3, s7),
+        _mm256_permute2f128_ps::<0x31>(s0, s4),
+        _mm256_permute2f128_ps::<0x31>(s1, s5),
+        _mm256_permute2f128_ps::<0x31>(s2, s6),
+        _mm256_permute2f128_ps::<0x31>(s3, s7),
+    ]
 }

@@ -12,14 +12,18 @@ use rayon::prelude::*;
 
 use super::blocking::{MR, NR};
 use super::driver::{with_buffer, worth_parallel, CPtr, EDGE_BUF};
-use super::tile::{compute_tile, AOperand, MicroKernel, TileUpdate};
+use super::tile::{compute_tile, AOperand, Kernels, TileUpdate};
 use super::{Epilogue, MatRef, PackB};
 use crate::threading;
 
-/// Whether `direct` is the faster path for this shape.
+/// Whether `direct` is the faster path for this shape. Few rows with a long
+/// k go packed: walking B in place down thousands of rows, one page each,
+/// thrashes the TLB (measured 2x slower than packing at m=24, k=n=4096).
 pub fn suits(m: usize, n: usize, k: usize) -> bool {
-    use super::blocking::{DIRECT_MAX_FLOPS, DIRECT_MAX_M, DIRECT_MAX_N};
-    super::driver::flops(m, n, k) < DIRECT_MAX_FLOPS || m <= DIRECT_MAX_M || n <= DIRECT_MAX_N
+    use super::blocking::{DIRECT_MAX_FLOPS, DIRECT_MAX_M, DIRECT_MAX_N, KC};
+    super::driver::flops(m, n, k) < DIRECT_MAX_FLOPS
+        || (m <= DIRECT_MAX_M && k <= KC)
+        || n <= DIRECT_MAX_N
 }
 
 /// C = epilogue(alpha * A * B + beta * C) without packing; arguments validated
@@ -34,7 +38,7 @@ pub fn run(
     ldc: usize,
     epilogue: &Epilogue,
     parallel: bool,
-    kernel: MicroKernel,
+    kernels: Kernels,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let c = CPtr(c.as_mut_ptr());
@@ -46,7 +50,17 @@ pub fn run(
     let row_strips = m.div_ceil(MR);
     let col_strips = n.div_ceil(NR);
     let task = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
-        compute_tiles(a, b, c, ldc, &update, epilogue.row_bias, kernel, rows, cols);
+        compute_tiles(
+            a,
+            b,
+            c,
+            ldc,
+            &update,
+            epilogue.row_bias,
+            kernels,
+            rows,
+            cols,
+        );
     };
     if !(parallel && worth_parallel(m, n, k)) {
         task(0..row_strips, 0..col_strips);
@@ -78,7 +92,7 @@ fn compute_tiles(
     ldc: usize,
     update: &TileUpdate,
     bias: Option<&[f32]>,
-    kernel: MicroKernel,
+    kernels: Kernels,
     rows: std::ops::Range<usize>,
     cols: std::ops::Range<usize>,
 ) {
@@ -102,7 +116,7 @@ fn compute_tiles(
                         a.data[(i + r.min(mr - 1)) * a.row_stride..].as_ptr()
                     }),
                     step: a.col_stride,
-                    packed: false,
+                    consecutive: a.row_stride == 1 && mr == MR,
                 };
                 // SAFETY: `gemm_ex` checked that A's view lies in its data and
                 // C's extent; every A row pointer is a valid row, and B rows
@@ -110,7 +124,7 @@ fn compute_tiles(
                 // view of B was checked by `as_matref`'s owner, `MatRef`).
                 unsafe {
                     compute_tile(
-                        kernel,
+                        &kernels,
                         k,
                         &a_rows,
                         b_ptr,

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 
 use super::blocking::{block_size, split, GEMM_PARALLEL_MIN_FLOPS, KC, MB, MC, MR, NC, NR};
 use super::pack::{pack_a, PackB};
-use super::tile::{compute_tile, AOperand, MicroKernel, TileUpdate};
+use super::tile::{compute_tile, AOperand, Kernels, TileUpdate};
 use super::{Epilogue, MatRef};
 use crate::threading;
 
@@ -29,6 +29,13 @@ pub(super) struct CPtr(pub(super) *mut f32);
 // SAFETY: tasks write disjoint tiles of C and the caller holds `&mut` to all of C
 // for the duration of the call.
 unsafe impl Send for CPtr {}
+
+impl CPtr {
+    /// The pointer; a method so that closures capture the `Sync` wrapper.
+    pub(super) fn get(self) -> *mut f32 {
+        self.0
+    }
+}
 unsafe impl Sync for CPtr {}
 
 thread_local! {
@@ -91,7 +98,7 @@ struct Block<'a> {
     kc: usize,
     update: TileUpdate,
     bias: Option<&'a [f32]>,
-    kernel: MicroKernel,
+    kernels: Kernels,
 }
 
 impl Block<'_> {
@@ -112,7 +119,7 @@ impl Block<'_> {
                 // `gemm_ex` checked, and no other task writes it.
                 unsafe {
                     compute_tile(
-                        self.kernel,
+                        &self.kernels,
                         kc,
                         &AOperand::packed(a_strip),
                         b_strip,
@@ -143,7 +150,7 @@ impl Block<'_> {
             return;
         }
         let row_tasks = a_strips.div_ceil(strips_per_mc);
-        let wanted = 16 * rayon::current_num_threads();
+        let wanted = 32 * rayon::current_num_threads();
         let b_strips_per_task = b_strips.div_ceil(wanted.div_ceil(row_tasks)).max(1);
         let col_tasks = b_strips.div_ceil(b_strips_per_task);
         (0..row_tasks * col_tasks).into_par_iter().for_each(|task| {
@@ -177,7 +184,7 @@ pub fn run<B: PackB + ?Sized>(
     ldc: usize,
     epilogue: &Epilogue,
     parallel: bool,
-    kernel: MicroKernel,
+    kernels: Kernels,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols());
     let parallel = parallel && worth_parallel(m, n, k);
@@ -224,7 +231,7 @@ pub fn run<B: PackB + ?Sized>(
                             relu: last && epilogue.relu,
                         },
                         bias: if last { epilogue.row_bias } else { None },
-                        kernel,
+                        kernels,
                     };
                     block.compute_all(parallel);
                 }

@@ -11,16 +11,22 @@
 //!   blocks whose boundaries depend on k alone (see `blocking`).
 //! - The AVX2+FMA and the portable path agree within float32 rounding.
 //!
-//! Structure (BLIS/Goto): for each NC-column panel of B and each KC-deep slice
-//! of K, B is packed once into NR-wide strips (`PackB`), then blocks of C
-//! (MC rows x a run of NR strips) are computed as independent tasks, each
-//! packing its MC x KC block of A into MR-high strips and calling the MR x NR
-//! register-blocked micro-kernel (`avx2` or `portable`) over it.
+//! Structure (BLIS/Goto, `driver`): for each NC-column panel of B and each
+//! KC-deep block of K (in increasing k), B is packed into NR-wide strips
+//! (`PackB`) and A into MR-high strips (at most MB rows at a time), both in
+//! parallel; then the C tiles are computed as many small tasks (MC rows x a
+//! run of strips) by the MR x NR register-blocked micro-kernel (`avx2`, or
+//! `portable` when AVX2+FMA is missing or forced off), with narrower kernels
+//! for the edge tiles (`tile`).
 //!
-//! Small or thin products with a plain B skip packing (`direct`).
+//! Shapes where packing costs more than it saves, when B is a plain
+//! [`MatRef`]: fewer than MR rows run row by row (`thin`); small products, few
+//! rows with a short k, or few columns read A and B in place (`direct`). The
+//! choice depends on the shape alone, never on the thread count.
 //!
-//! Files: `blocking` (block sizes), `pack` (packed layouts), `driver` (loops,
-//! threads, buffers), `direct` (the unpacked path), `tile` (edge tiles, kernel choice), `avx2` and `portable`
+//! Files: `blocking` (block sizes, thresholds), `pack` (packed layouts,
+//! `PackB`), `driver` (the packed path, threads, buffers), `direct`, `thin`,
+//! `tile` (operands, kernel choice, edge tiles), `avx2` and `portable`
 //! (micro-kernels).
 
 #[cfg(target_arch = "x86_64")]
@@ -30,6 +36,7 @@ mod direct;
 mod driver;
 mod pack;
 mod portable;
+mod thin;
 mod tile;
 
 #[cfg(test)]
@@ -151,11 +158,11 @@ pub fn gemm_ex<B: PackB + ?Sized>(
         return;
     }
     assert!(ldc >= n, "gemm: ldc={ldc} < n={n}");
+    let c_needed = (m - 1).saturating_mul(ldc).saturating_add(n);
     assert!(
-        c.len() >= (m - 1) * ldc + n,
-        "gemm: C has {} elements, {m}x{n} with ldc={ldc} needs {}",
+        c.len() >= c_needed,
+        "gemm: C has {} elements, {m}x{n} with ldc={ldc} needs {c_needed}",
         c.len(),
-        (m - 1) * ldc + n
     );
     assert!(a.in_bounds(), "gemm: the view of A reaches past its data");
     if let Some(bias) = epilogue.row_bias {
@@ -169,11 +176,16 @@ pub fn gemm_ex<B: PackB + ?Sized>(
         driver::scale_only(beta, c, m, n, ldc, epilogue);
         return;
     }
-    let kernel = tile::select_kernel();
-    if let Some(b) = b.as_matref().filter(|_| direct::suits(m, n, k)) {
+    let kernels = tile::Kernels::select();
+    if let Some(b) = b.as_matref().filter(|b| thin::suits(m, b)) {
         assert!(b.in_bounds(), "gemm: the view of B reaches past its data");
-        direct::run(alpha, a, b, beta, c, ldc, epilogue, parallel, kernel);
+        thin::run(alpha, a, b, beta, c, ldc, epilogue, parallel);
         return;
     }
-    driver::run(alpha, a, b, beta, c, ldc, epilogue, parallel, kernel);
+    if let Some(b) = b.as_matref().filter(|_| direct::suits(m, n, k)) {
+        assert!(b.in_bounds(), "gemm: the view of B reaches past its data");
+        direct::run(alpha, a, b, beta, c, ldc, epilogue, parallel, kernels);
+        return;
+    }
+    driver::run(alpha, a, b, beta, c, ldc, epilogue, parallel, kernels);
 }

@@ -73,6 +73,18 @@ impl PackB for MatRef<'_> {
                     dst[..width].copy_from_slice(&self.data[start..start + width]);
                     dst[width..].fill(0.0);
                 }
+            } else if self.row_stride == 1 && width == NR && transposed_pack_in_simd() {
+                let start = j * self.col_stride + k0;
+                // SAFETY: AVX2 is available; the function checks its slice bounds.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    super::avx2::pack_b_transposed_strip(
+                        &self.data[start..],
+                        self.col_stride,
+                        kc,
+                        strip,
+                    );
+                }
             } else {
                 // Columns of B are contiguous (B is a transposed view): read each
                 // column along k and scatter it with stride NR.
@@ -91,6 +103,11 @@ impl PackB for MatRef<'_> {
             }
         }
     }
+}
+
+/// Whether the AVX2 transposing packer can be used.
+fn transposed_pack_in_simd() -> bool {
+    cfg!(target_arch = "x86_64") && crate::kernels::simd::use_avx2_fma()
 }
 
 /// Packs A[i0 .. i0+mc, k0 .. k0+kc] into `out` (`ceil(mc / MR) * kc * MR`

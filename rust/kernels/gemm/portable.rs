@@ -22,14 +22,24 @@ pub unsafe fn kernel_6x16(
     update: &TileUpdate,
     bias: Option<&[f32; MR]>,
 ) {
+    // Two passes over k, one per 8-column half of the tile: 6 x 8
+    // accumulators fit the 16 registers of baseline x86-64 (SSE2) without
+    // spilling, which a 6 x 16 tile would not.
+    const HALF: usize = NR / 2;
     let mut acc = [[0.0f32; NR]; MR];
-    for p in 0..kc {
-        let b_row = &*(b.add(p * b_step) as *const [f32; NR]);
-        let a_col: [f32; MR] = std::array::from_fn(|r| *a.rows[r].add(p * a.step));
-        for (acc_row, &a_val) in acc.iter_mut().zip(&a_col) {
-            for (acc_val, &b_val) in acc_row.iter_mut().zip(b_row) {
-                *acc_val += a_val * b_val;
+    for half in 0..2 {
+        let mut part = [[0.0f32; HALF]; MR];
+        for p in 0..kc {
+            let b_row = &*(b.add(p * b_step + half * HALF) as *const [f32; HALF]);
+            let a_col: [f32; MR] = std::array::from_fn(|r| *a.rows[r].add(p * a.step));
+            for (part_row, &a_val) in part.iter_mut().zip(&a_col) {
+                for (part_val, &b_val) in part_row.iter_mut().zip(b_row) {
+                    *part_val += a_val * b_val;
+                }
             }
+        }
+        for (acc_row, part_row) in acc.iter_mut().zip(&part) {
+            acc_row[half * HALF..(half + 1) * HALF].copy_from_slice(part_row);
         }
     }
     for (r, acc_row) in acc.iter().enumerate() {

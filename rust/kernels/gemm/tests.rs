@@ -44,13 +44,13 @@ fn assert_close(got: &[f32], want: &[f64], k: usize) {
 
 #[test]
 fn pack_b_layout_matches_the_documented_one() {
-    let (k, n) = (5, 21);
+    let (k, n) = (30, 37);
     let data = values(k * n, 1);
     for b in [
         MatRef::row_major(&data, k, n),
         MatRef::row_major(&data, n, k).t(),
     ] {
-        let (k0, kc, j0, nc): (usize, usize, usize, usize) = (1, 3, 2, 19);
+        let (k0, kc, j0, nc): (usize, usize, usize, usize) = (1, 27, 2, 35);
         let strips = nc.div_ceil(NR);
         let mut out = vec![f32::NAN; strips * kc * NR];
         b.pack(k0, kc, j0, nc, &mut out);
@@ -142,9 +142,9 @@ fn edge_tiles_and_odd_shapes_match_reference() {
 /// shapes that exercise every edge.
 #[test]
 fn packed_and_direct_paths_match_reference() {
-    let mut kernels: Vec<tile::MicroKernel> = vec![portable::kernel_6x16];
+    let mut kernels = vec![tile::Kernels::portable()];
     #[cfg(target_arch = "x86_64")]
-    kernels.push(avx2::kernel_6x16);
+    kernels.push(tile::Kernels::avx2());
     for &(m, n, k) in &[
         (1, 1, 1),
         (7, 17, 9),
@@ -184,6 +184,47 @@ fn packed_and_direct_paths_match_reference() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The row-by-row path for fewer than MR rows, both B layouts, with an
+/// epilogue, serial and parallel (n above one task's columns).
+#[test]
+fn thin_path_matches_reference() {
+    for &(m, n, k) in &[(1, 1, 1), (1, 300, 7), (5, 33, 130), (3, 1000, 401)] {
+        let a_data = values(m * k, 16);
+        let b_data = values(k * n, 17);
+        let bias = values(m, 18);
+        let a = MatRef::row_major(&a_data, m, k);
+        for b in [
+            MatRef::row_major(&b_data, k, n),
+            MatRef::row_major(&b_data, n, k).t(),
+        ] {
+            let ab = naive(a, b);
+            let c0 = values(m * n, 19);
+            let mut results = Vec::new();
+            for parallel in [false, true] {
+                let mut c = c0.clone();
+                let epilogue = Epilogue {
+                    row_bias: Some(&bias),
+                    relu: true,
+                };
+                thin::run(0.5, a, b, 2.0, &mut c, n, &epilogue, parallel);
+                for (idx, &got) in c.iter().enumerate() {
+                    let want =
+                        (0.5 * ab[idx] + 2.0 * c0[idx] as f64 + bias[idx / n] as f64).max(0.0);
+                    assert!(
+                        (got as f64 - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "{got} vs {want}"
+                    );
+                }
+                results.push(c);
+            }
+            assert!(results[0]
+                .iter()
+                .zip(&results[1])
+                .all(|(x, y)| x.to_bits() == y.to_bits()));
         }
     }
 }
@@ -330,13 +371,13 @@ fn simd_and_portable_drivers_agree() {
     let b_data = values(k * n, 13);
     let a = MatRef::row_major(&a_data, m, k);
     let b = MatRef::row_major(&b_data, n, k).t();
-    let run = |kernel: tile::MicroKernel| {
+    let run = |kernel: tile::Kernels| {
         let mut c = vec![f32::NAN; m * n];
         driver::run(1.0, a, &b, 0.0, &mut c, n, &Epilogue::NONE, true, kernel);
         c
     };
-    let simd = run(avx2::kernel_6x16);
-    let portable = run(portable::kernel_6x16);
+    let simd = run(tile::Kernels::avx2());
+    let portable = run(tile::Kernels::portable());
     assert_close(&simd, &naive(a, b), k);
     assert_close(&portable, &naive(a, b), k);
     for (x, y) in simd.iter().zip(&portable) {
@@ -379,5 +420,135 @@ fn timing_breakdown() {
         println!(
             "n={n} kc={kc}: pack_a {t_pa:.2}us (A^T {t_pat:.2}) pack_b {t_pb:.2}us (B^T {t_pbt:.2}) gemm {t_all:.2}us = {gf:.1} GF/s"
         );
+    }
+}
+
+/// Every AVX2 edge kernel gives bitwise the same values as the full kernel on
+/// the part of the tile it computes, and leaves the rest alone.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_edge_kernels_match_the_full_kernel() {
+    assert!(crate::kernels::simd::cpu_has_avx2_fma());
+    let kc = 29;
+    let a = values(kc * MR, 20);
+    let b = values(kc * NR, 21);
+    let c0 = values(MR * NR, 22);
+    let bias: [f32; MR] = std::array::from_fn(|r| 0.5 - r as f32);
+    let update = tile::TileUpdate {
+        alpha: 0.75,
+        beta: 1.5,
+        relu: true,
+    };
+    let a_operand = tile::AOperand::packed(&a);
+    let kernels = tile::Kernels::avx2();
+    let mut full = c0.clone();
+    // SAFETY: AVX2+FMA present; buffers sized MR x NR and kc x MR / kc x NR.
+    unsafe {
+        (kernels.full)(
+            kc,
+            &a_operand,
+            b.as_ptr(),
+            NR,
+            full.as_mut_ptr(),
+            NR,
+            &update,
+            Some(&bias),
+        );
+    }
+    for mr in 1..=MR {
+        for (v, width) in [(0, NR / 2), (1, NR)] {
+            let mut edge = c0.clone();
+            // SAFETY: as above.
+            unsafe {
+                (kernels.edge[mr - 1][v])(
+                    kc,
+                    &a_operand,
+                    b.as_ptr(),
+                    NR,
+                    edge.as_mut_ptr(),
+                    NR,
+                    &update,
+                    Some(&bias),
+                );
+            }
+            for r in 0..MR {
+                for j in 0..NR {
+                    let want = if r < mr && j < width {
+                        full[r * NR + j]
+                    } else {
+                        c0[r * NR + j]
+                    };
+                    assert_eq!(
+                        edge[r * NR + j].to_bits(),
+                        want.to_bits(),
+                        "mr={mr} width={width} ({r},{j})"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A B matrix that is not a `MatRef` (as convolution's implicit im2col is
+/// not): always takes the packed path, whatever the shape.
+struct Opaque<'a>(MatRef<'a>);
+
+impl PackB for Opaque<'_> {
+    fn rows(&self) -> usize {
+        self.0.rows
+    }
+    fn cols(&self) -> usize {
+        self.0.cols
+    }
+    fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
+        self.0.pack(k0, kc, j0, nc, out);
+    }
+}
+
+/// gemm_ex through a custom PackB: small and edge shapes, several K blocks
+/// (bias and ReLU applied once, after the last), beta, a padded ldc, and the
+/// same bits serial and parallel.
+#[test]
+fn custom_pack_b_with_epilogue() {
+    for &(m, n, k) in &[(1, 1, 1), (5, 17, 3), (16, 40, 1100), (103, 301, 515)] {
+        let ldc = n + 3;
+        let a_data = values(m * k, 23);
+        let b_data = values(k * n, 24);
+        let bias = values(m, 25);
+        let c0 = values(m * ldc, 26);
+        let a = MatRef::row_major(&a_data, m, k);
+        let b = MatRef::row_major(&b_data, n, k).t();
+        let ab = naive(a, b);
+        let epilogue = Epilogue {
+            row_bias: Some(&bias),
+            relu: true,
+        };
+        let mut results = Vec::new();
+        for parallel in [false, true] {
+            let mut c = c0.clone();
+            gemm_ex(1.5, a, &Opaque(b), -0.5, &mut c, ldc, &epilogue, parallel);
+            for i in 0..m {
+                for j in 0..ldc {
+                    let got = c[i * ldc + j];
+                    if j >= n {
+                        assert_eq!(got.to_bits(), c0[i * ldc + j].to_bits());
+                        continue;
+                    }
+                    let want = (1.5 * ab[i * n + j] - 0.5 * c0[i * ldc + j] as f64
+                        + bias[i] as f64)
+                        .max(0.0);
+                    let tol = 4e-5 * (k as f64).sqrt() * (1.0 + want.abs());
+                    assert!(
+                        (got as f64 - want).abs() <= tol,
+                        "{m}x{n}x{k} ({i},{j}): {got} vs {want}"
+                    );
+                }
+            }
+            results.push(c);
+        }
+        assert!(results[0]
+            .iter()
+            .zip(&results[1])
+            .all(|(x, y)| x.to_bits() == y.to_bits()));
     }
 }

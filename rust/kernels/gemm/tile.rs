@@ -14,14 +14,15 @@ pub struct TileUpdate {
 }
 
 /// The MR rows of A a tile reads: A[r, p] is at `rows[r] + p * step`.
-/// A packed strip is `rows[r] = strip + r`, `step = MR` (`packed` set, which
-/// lets the kernel use constant offsets); an unpacked row-major A has
-/// `rows[r]` = start of row r and `step = 1`.
+/// `consecutive` says that `rows[r] = rows[0] + r`, which lets the kernel
+/// address all six with one pointer: a packed strip (`step = MR`) or the
+/// columns of a transposed A read in place (`step` = its row length). An
+/// unpacked row-major A has `rows[r]` = start of row r and `step = 1`.
 #[derive(Clone, Copy, Debug)]
 pub struct AOperand {
     pub rows: [*const f32; MR],
     pub step: usize,
-    pub packed: bool,
+    pub consecutive: bool,
 }
 
 impl AOperand {
@@ -31,7 +32,7 @@ impl AOperand {
         AOperand {
             rows: std::array::from_fn(|r| base.wrapping_add(r)),
             step: MR,
-            packed: true,
+            consecutive: true,
         }
     }
 }
@@ -55,20 +56,56 @@ pub type MicroKernel = unsafe fn(
     Option<&[f32; MR]>,
 );
 
-/// The micro-kernel for this CPU: AVX2+FMA when available and not forced off.
-pub fn select_kernel() -> MicroKernel {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if crate::kernels::simd::use_avx2_fma() {
-            return super::avx2::kernel_6x16;
-        }
-    }
-    super::portable::kernel_6x16
+/// The micro-kernels of one path: `full` for MR x NR tiles, `edge[mr - 1][v]`
+/// for edge tiles of `mr` rows and at most `8 * (v + 1)` columns.
+#[derive(Clone, Copy)]
+pub struct Kernels {
+    pub full: MicroKernel,
+    pub edge: [[MicroKernel; 2]; MR],
 }
 
-/// Computes the `mr x nr` tile of C at `c` (`mr <= MR`, `nr <= NR`). Full tiles
-/// go straight to C; edge tiles run the same kernel on a local MR x NR copy so
-/// that the arithmetic, and hence the rounding, is the same everywhere.
+impl Kernels {
+    /// The kernels for this CPU: AVX2+FMA when available and not forced off.
+    pub fn select() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if crate::kernels::simd::use_avx2_fma() {
+                return Self::avx2();
+            }
+        }
+        Self::portable()
+    }
+
+    /// The portable kernel, for every tile shape.
+    pub fn portable() -> Self {
+        let k: MicroKernel = super::portable::kernel_6x16;
+        Kernels {
+            full: k,
+            edge: [[k; 2]; MR],
+        }
+    }
+
+    /// The AVX2+FMA kernels; only for CPUs that have AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    pub fn avx2() -> Self {
+        use super::avx2::{kernel_6x16, kernel_edge};
+        Kernels {
+            full: kernel_6x16,
+            edge: [
+                [kernel_edge::<1, 1>, kernel_edge::<1, 2>],
+                [kernel_edge::<2, 1>, kernel_edge::<2, 2>],
+                [kernel_edge::<3, 1>, kernel_edge::<3, 2>],
+                [kernel_edge::<4, 1>, kernel_edge::<4, 2>],
+                [kernel_edge::<5, 1>, kernel_edge::<5, 2>],
+                [kernel_edge::<6, 1>, kernel_6x16],
+            ],
+        }
+    }
+}
+
+/// Computes the `mr x nr` tile of C at `c` (`1 <= mr <= MR`, `nr <= NR`). Full
+/// tiles go straight to C; edge tiles run an edge kernel (the same arithmetic
+/// per element, hence the same rounding) on a local MR x NR copy.
 ///
 /// # Safety
 /// As for [`MicroKernel`], with `c` valid for `mr` rows of `nr` floats (and
@@ -77,7 +114,7 @@ pub fn select_kernel() -> MicroKernel {
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub unsafe fn compute_tile(
-    kernel: MicroKernel,
+    kernels: &Kernels,
     kc: usize,
     a: &AOperand,
     b: *const f32,
@@ -91,7 +128,7 @@ pub unsafe fn compute_tile(
 ) {
     if mr == MR && nr == NR {
         let bias = bias.map(|v| <&[f32; MR]>::try_from(&v[..MR]).expect("MR values"));
-        kernel(kc, a, b, b_step, c, ldc, update, bias);
+        (kernels.full)(kc, a, b, b_step, c, ldc, update, bias);
         return;
     }
     let mut tile = [0.0f32; MR * NR];
@@ -106,6 +143,7 @@ pub unsafe fn compute_tile(
         local_bias[..mr].copy_from_slice(&v[..mr]);
     }
     let local_bias = bias.map(|_| &local_bias);
+    let kernel = kernels.edge[mr - 1][usize::from(nr > NR / 2)];
     kernel(kc, a, b, b_step, tile.as_mut_ptr(), NR, update, local_bias);
     for r in 0..mr {
         let dst = std::slice::from_raw_parts_mut(c.add(r * ldc), nr);
