@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::im2col::{Im2colImages, Im2colMatrix};
+use super::implicit::{Im2colImages, Im2colMatrix};
 use super::params::Conv2dParams;
 use super::Plan;
 use crate::kernels::gemm::{Epilogue, MatRef};
