@@ -7,7 +7,8 @@ import pytest
 from cnnrs import _cnnrs
 from cnnrs.errors import ArgumentError, DTypeError, LayoutError, ShapeError
 
-# Around the micro-kernel tile (6 x 16), the cache blocks (MC=144, KC=256) and beyond.
+# Around the micro-kernel tile (6 x 16), the cache blocks (MC=96, KC=512), the direct
+# (unpacked) path for small or thin products and the packed path.
 SHAPES = [
     (1, 1, 1),
     (1, 50, 7),
@@ -19,6 +20,7 @@ SHAPES = [
     (5, 15, 255),
     (13, 33, 257),
     (37, 61, 513),
+    (30, 40, 1030),
     (145, 20, 31),
     (150, 200, 300),
     (289, 47, 19),

@@ -1,59 +1,100 @@
 //! The AVX2+FMA micro-kernel: a 6 x 16 tile of C in 12 ymm accumulators.
 //!
-//! Each k step loads one 16-float row of the packed B strip (2 ymm), broadcasts
-//! the 6 values of the packed A column and issues 12 FMAs: 12 + 2 + 1 of the 16
-//! ymm registers. The k loop is unrolled by 4.
+//! Each k step loads one 16-float row of B (2 ymm), broadcasts the 6 values of
+//! the A column and issues 12 FMAs: 12 + 2 + 1 of the 16 ymm registers. The k
+//! loop is unrolled by 4.
 
 use std::arch::x86_64::*;
 
 use super::blocking::{MR, NR};
-use super::tile::TileUpdate;
+use super::tile::{AOperand, TileUpdate};
+
+/// Sum over p < kc of A[r, p] * B[p, 0..16], with A[r, p] at
+/// `rows[r] + p * a_step` and B row p at `b + p * b_step`. A macro rather than
+/// a function so that each use is specialised on its (constant) steps.
+macro_rules! k_loop {
+    ($kc:expr, $rows:expr, $a_step:expr, $b:expr, $b_step:expr) => {{
+        let (kc, a_step, b_step) = ($kc, $a_step, $b_step);
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        let (mut rows, mut b): ([*const f32; MR], *const f32) = ($rows, $b);
+
+        macro_rules! step {
+            ($p:expr) => {{
+                let b0 = _mm256_loadu_ps(b.add($p * b_step));
+                let b1 = _mm256_loadu_ps(b.add($p * b_step + 8));
+                for r in 0..MR {
+                    let av = _mm256_broadcast_ss(&*rows[r].add($p * a_step));
+                    acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
+                    acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
+                }
+            }};
+        }
+
+        for _ in 0..kc / 4 {
+            step!(0);
+            step!(1);
+            step!(2);
+            step!(3);
+            rows = rows.map(|row| row.add(4 * a_step));
+            b = b.add(4 * b_step);
+        }
+        for _ in 0..kc % 4 {
+            step!(0);
+            rows = rows.map(|row| row.add(a_step));
+            b = b.add(b_step);
+        }
+        acc
+    }};
+}
 
 /// See [`super::tile::MicroKernel`].
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA. `a`, `b` readable for `kc * MR` /
-/// `kc * NR` floats; `c` readable and writable for MR rows of NR floats with
-/// row stride `ldc`.
+/// The CPU must support AVX2 and FMA; the pointers as in [`super::tile::MicroKernel`].
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn kernel_6x16(
     kc: usize,
-    a: *const f32,
+    a: &AOperand,
     b: *const f32,
+    b_step: usize,
     c: *mut f32,
     ldc: usize,
     update: &TileUpdate,
     bias: Option<&[f32; MR]>,
 ) {
-    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-    let (mut a, mut b) = (a, b);
-
-    macro_rules! step {
-        ($p:expr) => {{
-            let b0 = _mm256_loadu_ps(b.add($p * NR));
-            let b1 = _mm256_loadu_ps(b.add($p * NR + 8));
-            for r in 0..MR {
-                let av = _mm256_broadcast_ss(&*a.add($p * MR + r));
-                acc[r][0] = _mm256_fmadd_ps(av, b0, acc[r][0]);
-                acc[r][1] = _mm256_fmadd_ps(av, b1, acc[r][1]);
-            }
-        }};
+    // The C tile is read (beta != 0) or written only after the k loop: start
+    // fetching its 12 cache lines now so the misses overlap the arithmetic.
+    for r in 0..MR {
+        let row = c.add(r * ldc) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(row);
+        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(4 * (NR - 1)));
     }
+    // The k loop is inlined three times with what is known at compile time,
+    // so that the loads become base + constant displacement where possible.
+    let acc = if a.packed && b_step == NR {
+        // Packed A and packed B: the hot path of large products.
+        let base = a.rows[0];
+        k_loop!(kc, std::array::from_fn(|r| base.add(r)), MR, b, NR)
+    } else if a.step == 1 {
+        // Row-major A read in place (direct path).
+        k_loop!(kc, a.rows, 1, b, b_step)
+    } else {
+        k_loop!(kc, a.rows, a.step, b, b_step)
+    };
+    store_tile(acc, c, ldc, update, bias);
+}
 
-    for _ in 0..kc / 4 {
-        step!(0);
-        step!(1);
-        step!(2);
-        step!(3);
-        a = a.add(4 * MR);
-        b = b.add(4 * NR);
-    }
-    for _ in 0..kc % 4 {
-        step!(0);
-        a = a.add(MR);
-        b = b.add(NR);
-    }
-
+/// C tile = alpha * acc + beta * C (C unread when beta == 0), + bias, ReLU.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn store_tile(
+    acc: [[__m256; 2]; MR],
+    c: *mut f32,
+    ldc: usize,
+    update: &TileUpdate,
+    bias: Option<&[f32; MR]>,
+) {
     let alpha = _mm256_set1_ps(update.alpha);
     let beta = _mm256_set1_ps(update.beta);
     let zero = _mm256_setzero_ps();
@@ -75,4 +116,80 @@ pub unsafe fn kernel_6x16(
             _mm256_storeu_ps(dst, v);
         }
     }
+}
+
+/// Packs one full NR-wide strip of a B whose columns are contiguous (a
+/// transposed view): column `jj` of the strip is `src[jj * col_stride ..][..kc]`,
+/// and `strip[p * NR + jj]` receives its element `p`. Works on 8 x 8 blocks
+/// transposed in registers; the scalar loop would cost a load and a store per
+/// float.
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn pack_b_transposed_strip(
+    src: &[f32],
+    col_stride: usize,
+    kc: usize,
+    strip: &mut [f32],
+) {
+    assert!(kc == 0 || src.len() >= (NR - 1) * col_stride + kc);
+    assert_eq!(strip.len(), kc * NR);
+    let (src, dst) = (src.as_ptr(), strip.as_mut_ptr());
+    let full = kc - kc % 8;
+    for p in (0..full).step_by(8) {
+        for half in 0..2 {
+            let col = |jj: usize| _mm256_loadu_ps(src.add((half * 8 + jj) * col_stride + p));
+            let rows = transpose_8x8([
+                col(0),
+                col(1),
+                col(2),
+                col(3),
+                col(4),
+                col(5),
+                col(6),
+                col(7),
+            ]);
+            for (q, row) in rows.iter().enumerate() {
+                _mm256_storeu_ps(dst.add((p + q) * NR + half * 8), *row);
+            }
+        }
+    }
+    for p in full..kc {
+        for jj in 0..NR {
+            *dst.add(p * NR + jj) = *src.add(jj * col_stride + p);
+        }
+    }
+}
+
+/// Transposes the 8 x 8 matrix whose rows are `r`.
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+unsafe fn transpose_8x8(r: [__m256; 8]) -> [__m256; 8] {
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(s0, s4),
+        _mm256_permute2f128_ps::<0x20>(s1, s5),
+        _mm256_permute2f128_ps::<0x20>(s2, s6),
+        _mm256_permute2f128_ps::<0x20>(s3, s7),
+        _mm256_permute2f128_ps::<0x31>(s0, s4),
+        _mm256_permute2f128_ps::<0x31>(s1, s5),
+        _mm256_permute2f128_ps::<0x31>(s2, s6),
+        _mm256_permute2f128_ps::<0x31>(s3, s7),
+    ]
 }

@@ -2,35 +2,39 @@
 //! buffers.
 //!
 //! For each NC panel of columns and each K block (in increasing k order):
-//! pack that KC x NC block of B (in parallel over NR strips), then compute the
-//! C tiles as tasks of (MC rows x a run of strips), each packing its own block
-//! of A. A task owns its C tiles for this K block; the K blocks run one after
-//! the other, so every C element is reduced in the same order whatever the
-//! number of threads or the task split.
+//! pack that KC x NC block of B and the matching KC-deep block of A (at most
+//! MB rows at a time), in parallel over strips, then compute the C tiles as
+//! many small tasks of (MC rows x a run of strips). A task owns its C tiles for
+//! this K block; the K blocks run one after the other, so every C element is
+//! reduced in the same order whatever the number of threads or the task split.
+//! Small tasks over shared packed operands keep the threads balanced at the
+//! join that ends each K block.
 
 use std::cell::Cell;
 
 use rayon::prelude::*;
 
-use super::blocking::{block_size, split, KC, MC, MR, NC, NR};
+use super::blocking::{block_size, split, GEMM_PARALLEL_MIN_FLOPS, KC, MB, MC, MR, NC, NR};
 use super::pack::{pack_a, PackB};
-use super::tile::{compute_tile, MicroKernel, TileUpdate};
+use super::tile::{compute_tile, AOperand, MicroKernel, TileUpdate};
 use super::{Epilogue, MatRef};
-use crate::threading::{self, PARALLEL_MIN_FLOPS};
+use crate::threading;
 
 /// K blocks are multiples of this (except the last) so the unrolled k loop has no tail.
 const K_UNIT: usize = 8;
 
 /// The C pointer shared by the tasks, which write disjoint tiles.
 #[derive(Clone, Copy)]
-struct CPtr(*mut f32);
+pub(super) struct CPtr(pub(super) *mut f32);
 // SAFETY: tasks write disjoint tiles of C and the caller holds `&mut` to all of C
 // for the duration of the call.
 unsafe impl Send for CPtr {}
 unsafe impl Sync for CPtr {}
 
 thread_local! {
-    /// Packed A block of the tasks that run on this thread (reused across calls).
+    /// Packed edge strips of the direct path.
+    pub(super) static EDGE_BUF: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// Packed A block of the calls made from this thread (reused across calls).
     static A_BUF: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
     /// Packed B panel of the calls made from this thread.
     static B_BUF: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
@@ -40,7 +44,7 @@ thread_local! {
 /// The vector is taken out of the thread-local and put back afterwards, so a
 /// re-entrant use (rayon can run another job on this thread while we wait)
 /// gets a fresh buffer instead of a conflict.
-fn with_buffer<R>(
+pub(super) fn with_buffer<R>(
     slot: &'static std::thread::LocalKey<Cell<Vec<f32>>>,
     len: usize,
     f: impl FnOnce(&mut [f32]) -> R,
@@ -71,16 +75,19 @@ pub fn scale_only(beta: f32, c: &mut [f32], m: usize, n: usize, ldc: usize, epil
     }
 }
 
-/// What stays fixed during one K block of one panel.
+/// What stays fixed while the tiles of one block of rows and one K block of
+/// one panel are computed.
 struct Block<'a> {
-    a: MatRef<'a>,
+    packed_a: &'a [f32],
     packed_b: &'a [f32],
     c: CPtr,
     ldc: usize,
+    /// First row of the packed A block and its height.
+    i0: usize,
+    mb: usize,
     /// First column of the panel and its width.
     j0: usize,
     nc: usize,
-    k0: usize,
     kc: usize,
     update: TileUpdate,
     bias: Option<&'a [f32]>,
@@ -88,40 +95,75 @@ struct Block<'a> {
 }
 
 impl Block<'_> {
-    /// Packs A[i0 .. i0+mc, this K block] and computes the C tiles of rows
-    /// `i0 .. i0+mc` and strips `strips` of the panel.
-    fn compute(&self, i0: usize, mc: usize, strips: std::ops::Range<usize>) {
+    /// Computes the C tiles of A strips `a_strips` x B strips `b_strips`
+    /// (strip indices relative to the packed blocks).
+    fn compute(&self, a_strips: std::ops::Range<usize>, b_strips: std::ops::Range<usize>) {
         let (kc, ldc) = (self.kc, self.ldc);
-        with_buffer(&A_BUF, mc.div_ceil(MR) * kc * MR, |packed_a| {
-            pack_a(&self.a, i0, mc, self.k0, kc, packed_a);
-            for s in strips {
-                let j = self.j0 + s * NR;
-                let nr = NR.min(self.j0 + self.nc - j);
-                let b_strip = self.packed_b[s * kc * NR..(s + 1) * kc * NR].as_ptr();
-                for (t, a_strip) in packed_a.chunks_exact(kc * MR).enumerate() {
-                    let i = i0 + t * MR;
-                    let mr = MR.min(i0 + mc - i);
-                    // SAFETY: the strips hold kc*MR / kc*NR floats; the tile
-                    // (i .. i+mr, j .. j+nr) lies inside C, whose extent
-                    // `gemm_ex` checked, and no other task writes it.
-                    unsafe {
-                        compute_tile(
-                            self.kernel,
-                            kc,
-                            a_strip.as_ptr(),
-                            b_strip,
-                            self.c.0.add(i * ldc + j),
-                            ldc,
-                            mr,
-                            nr,
-                            &self.update,
-                            self.bias.map(|v| &v[i..i + mr]),
-                        );
-                    }
+        for s in b_strips {
+            let j = self.j0 + s * NR;
+            let nr = NR.min(self.j0 + self.nc - j);
+            let b_strip = self.packed_b[s * kc * NR..(s + 1) * kc * NR].as_ptr();
+            for t in a_strips.clone() {
+                let a_strip = &self.packed_a[t * kc * MR..(t + 1) * kc * MR];
+                let i = self.i0 + t * MR;
+                let mr = MR.min(self.i0 + self.mb - i);
+                // SAFETY: the strips hold kc*MR / kc*NR floats; the tile
+                // (i .. i+mr, j .. j+nr) lies inside C, whose extent
+                // `gemm_ex` checked, and no other task writes it.
+                unsafe {
+                    compute_tile(
+                        self.kernel,
+                        kc,
+                        &AOperand::packed(a_strip),
+                        b_strip,
+                        NR,
+                        self.c.0.add(i * ldc + j),
+                        ldc,
+                        mr,
+                        nr,
+                        &self.update,
+                        self.bias.map(|v| &v[i..i + mr]),
+                    );
                 }
             }
+        }
+    }
+
+    /// All tiles of the block: on this thread, MC rows at a time (the MC x KC
+    /// part of packed A stays in L2 while all B strips pass), or on the pool
+    /// as small tasks; consecutive tasks share their A rows.
+    fn compute_all(&self, parallel: bool) {
+        let a_strips = self.mb.div_ceil(MR);
+        let b_strips = self.nc.div_ceil(NR);
+        let strips_per_mc = MC / MR;
+        if !parallel {
+            for first in (0..a_strips).step_by(strips_per_mc) {
+                self.compute(first..(first + strips_per_mc).min(a_strips), 0..b_strips);
+            }
+            return;
+        }
+        let row_tasks = a_strips.div_ceil(strips_per_mc);
+        let wanted = 16 * rayon::current_num_threads();
+        let b_strips_per_task = b_strips.div_ceil(wanted.div_ceil(row_tasks)).max(1);
+        let col_tasks = b_strips.div_ceil(b_strips_per_task);
+        (0..row_tasks * col_tasks).into_par_iter().for_each(|task| {
+            let (rt, ct) = (task / col_tasks, task % col_tasks);
+            let rows = rt * strips_per_mc..((rt + 1) * strips_per_mc).min(a_strips);
+            let cols = ct * b_strips_per_task..((ct + 1) * b_strips_per_task).min(b_strips);
+            self.compute(rows, cols);
         });
     }
+}
+
+/// Whether a product is big enough for the pool (always false on one thread).
+/// Rayon wake-ups cost microseconds, a 64^3 product takes about 5 us on one
+/// core, hence a higher bar than the crate-wide `PARALLEL_MIN_FLOPS`.
+pub(super) fn worth_parallel(m: usize, n: usize, k: usize) -> bool {
+    flops(m, n, k) >= GEMM_PARALLEL_MIN_FLOPS && threading::num_threads() > 1
+}
+
+pub(super) fn flops(m: usize, n: usize, k: usize) -> usize {
+    m.saturating_mul(n).saturating_mul(k).saturating_mul(2)
 }
 
 /// The packed blocked product; `gemm_ex` has validated the arguments.
@@ -138,52 +180,65 @@ pub fn run<B: PackB + ?Sized>(
     kernel: MicroKernel,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols());
-    let flops = m.saturating_mul(n).saturating_mul(k).saturating_mul(2);
-    let parallel = parallel && flops >= PARALLEL_MIN_FLOPS && threading::num_threads() > 1;
+    let parallel = parallel && worth_parallel(m, n, k);
     let c = CPtr(c.as_mut_ptr());
-    let panel_len = block_size(n, NC, NR).next_multiple_of(NR) * block_size(k, KC, K_UNIT);
+    let kc_max = block_size(k, KC, K_UNIT);
+    let b_len = block_size(n, NC, NR).next_multiple_of(NR) * kc_max;
+    let a_len = block_size(m, MB, MR).next_multiple_of(MR) * kc_max;
+    let last_k0 = split(k, KC, K_UNIT).last().map_or(0, |(k0, _)| k0);
 
-    let work = |packed_b_buf: &mut [f32]| {
-        let last_k0 = split(k, KC, K_UNIT).last().map_or(0, |(k0, _)| k0);
+    let work = |packed_a_buf: &mut [f32], packed_b_buf: &mut [f32]| {
         for (j0, nc) in split(n, NC, NR) {
             for (k0, kc) in split(k, KC, K_UNIT) {
-                let strips = nc.div_ceil(NR);
-                let packed_b = &mut packed_b_buf[..strips * kc * NR];
-                pack_b_panel(b, k0, kc, j0, nc, packed_b, parallel);
+                let packed_b = &mut packed_b_buf[..nc.div_ceil(NR) * kc * NR];
                 let last = k0 == last_k0;
-                let block = Block {
-                    a,
-                    packed_b,
-                    c,
-                    ldc,
-                    j0,
-                    nc,
-                    k0,
-                    kc,
-                    update: TileUpdate {
-                        alpha,
-                        beta: if k0 == 0 { beta } else { 1.0 },
-                        relu: last && epilogue.relu,
-                    },
-                    bias: if last { epilogue.row_bias } else { None },
-                    kernel,
-                };
-                if parallel {
-                    compute_parallel(&block, m, strips);
-                } else {
-                    for (i0, mc) in split(m, MC, MR) {
-                        block.compute(i0, mc, 0..strips);
+                for (i0, mb) in split(m, MB, MR) {
+                    let packed_a = &mut packed_a_buf[..mb.div_ceil(MR) * kc * MR];
+                    let pack_a_block =
+                        |out: &mut [f32]| pack_a_rows(&a, i0, mb, k0, kc, out, parallel);
+                    let pack_b_block =
+                        |out: &mut [f32]| pack_b_panel(b, k0, kc, j0, nc, out, parallel);
+                    match (i0 == 0, parallel) {
+                        (true, true) => {
+                            rayon::join(|| pack_a_block(packed_a), || pack_b_block(packed_b));
+                        }
+                        (true, false) => {
+                            pack_a_block(packed_a);
+                            pack_b_block(packed_b);
+                        }
+                        (false, _) => pack_a_block(packed_a),
                     }
+                    let block = Block {
+                        packed_a,
+                        packed_b,
+                        c,
+                        ldc,
+                        i0,
+                        mb,
+                        j0,
+                        nc,
+                        kc,
+                        update: TileUpdate {
+                            alpha,
+                            beta: if k0 == 0 { beta } else { 1.0 },
+                            relu: last && epilogue.relu,
+                        },
+                        bias: if last { epilogue.row_bias } else { None },
+                        kernel,
+                    };
+                    block.compute_all(parallel);
                 }
             }
         }
     };
-    with_buffer(&B_BUF, panel_len, |buf| {
-        if parallel {
-            threading::install(|| work(buf));
-        } else {
-            work(buf);
-        }
+    with_buffer(&B_BUF, b_len, |packed_b_buf| {
+        with_buffer(&A_BUF, a_len, |packed_a_buf| {
+            if parallel {
+                threading::install(|| work(packed_a_buf, packed_b_buf));
+            } else {
+                work(packed_a_buf, packed_b_buf);
+            }
+        })
     });
 }
 
@@ -202,7 +257,7 @@ fn pack_b_panel<B: PackB + ?Sized>(
         b.pack(k0, kc, j0, nc, out);
         return;
     }
-    let strips_per_task = strips.div_ceil(2 * rayon::current_num_threads()).max(1);
+    let strips_per_task = strips.div_ceil(4 * rayon::current_num_threads()).max(1);
     out.par_chunks_mut(strips_per_task * kc * NR)
         .enumerate()
         .for_each(|(t, chunk)| {
@@ -212,17 +267,27 @@ fn pack_b_panel<B: PackB + ?Sized>(
         });
 }
 
-/// Spreads the tiles of one K block over the pool: MC row blocks times runs of
-/// strips, enough tasks for the threads to balance.
-fn compute_parallel(block: &Block, m: usize, strips: usize) {
-    let row_blocks: Vec<(usize, usize)> = split(m, MC, MR).collect();
-    let wanted_tasks = 4 * rayon::current_num_threads();
-    let strip_runs = wanted_tasks.div_ceil(row_blocks.len()).clamp(1, strips);
-    let strips_per_task = strips.div_ceil(strip_runs);
-    let tasks = row_blocks.len() * strips.div_ceil(strips_per_task);
-    (0..tasks).into_par_iter().for_each(|t| {
-        let (i0, mc) = row_blocks[t % row_blocks.len()];
-        let s0 = (t / row_blocks.len()) * strips_per_task;
-        block.compute(i0, mc, s0..(s0 + strips_per_task).min(strips));
-    });
+/// Packs A[i0 .. i0+mb, k0 .. k0+kc] into `out`, split over runs of strips when parallel.
+fn pack_a_rows(
+    a: &MatRef,
+    i0: usize,
+    mb: usize,
+    k0: usize,
+    kc: usize,
+    out: &mut [f32],
+    parallel: bool,
+) {
+    let strips = mb.div_ceil(MR);
+    if !parallel || strips < 2 {
+        pack_a(a, i0, mb, k0, kc, out);
+        return;
+    }
+    let strips_per_task = strips.div_ceil(4 * rayon::current_num_threads()).max(1);
+    out.par_chunks_mut(strips_per_task * kc * MR)
+        .enumerate()
+        .for_each(|(t, chunk)| {
+            let first = i0 + t * strips_per_task * MR;
+            let height = (strips_per_task * MR).min(i0 + mb - first);
+            pack_a(a, first, height, k0, kc, chunk);
+        });
 }

@@ -17,13 +17,16 @@
 //! packing its MC x KC block of A into MR-high strips and calling the MR x NR
 //! register-blocked micro-kernel (`avx2` or `portable`) over it.
 //!
+//! Small or thin products with a plain B skip packing (`direct`).
+//!
 //! Files: `blocking` (block sizes), `pack` (packed layouts), `driver` (loops,
-//! threads, buffers), `tile` (edge tiles, kernel choice), `avx2` and `portable`
+//! threads, buffers), `direct` (the unpacked path), `tile` (edge tiles, kernel choice), `avx2` and `portable`
 //! (micro-kernels).
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 mod blocking;
+mod direct;
 mod driver;
 mod pack;
 mod portable;
@@ -166,15 +169,11 @@ pub fn gemm_ex<B: PackB + ?Sized>(
         driver::scale_only(beta, c, m, n, ldc, epilogue);
         return;
     }
-    driver::run(
-        alpha,
-        a,
-        b,
-        beta,
-        c,
-        ldc,
-        epilogue,
-        parallel,
-        tile::select_kernel(),
-    );
+    let kernel = tile::select_kernel();
+    if let Some(b) = b.as_matref().filter(|_| direct::suits(m, n, k)) {
+        assert!(b.in_bounds(), "gemm: the view of B reaches past its data");
+        direct::run(alpha, a, b, beta, c, ldc, epilogue, parallel, kernel);
+        return;
+    }
+    driver::run(alpha, a, b, beta, c, ldc, epilogue, parallel, kernel);
 }

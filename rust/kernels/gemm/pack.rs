@@ -30,6 +30,12 @@ pub trait PackB: Sync {
     fn cols(&self) -> usize;
     /// Writes B[k0 .. k0+kc, j0 .. j0+nc] into `out` in the layout above.
     fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]);
+
+    /// The matrix itself when it is a plain strided matrix, which lets small
+    /// products read it without packing. Leave the default (`None`) otherwise.
+    fn as_matref(&self) -> Option<MatRef<'_>> {
+        None
+    }
 }
 
 impl PackB for MatRef<'_> {
@@ -41,17 +47,43 @@ impl PackB for MatRef<'_> {
         self.cols
     }
 
+    fn as_matref(&self) -> Option<MatRef<'_>> {
+        Some(*self)
+    }
+
     fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
         debug_assert_eq!(out.len(), nc.div_ceil(NR) * kc * NR);
+        // The strided fast paths below rely on every addressed row existing.
+        assert!(
+            self.in_bounds(),
+            "gemm: the view of B reaches past its data"
+        );
         for (s, strip) in out.chunks_exact_mut(kc * NR).enumerate() {
             let j = j0 + s * NR;
             let width = NR.min(j0 + nc - j);
-            if self.col_stride == 1 {
-                // Rows of B are contiguous: copy NR floats per row.
+            if self.col_stride == 1 && width == NR && self.row_stride >= NR {
+                // Rows of B are contiguous: copy NR floats (two vectors) per row.
+                let rows = self.data[k0 * self.row_stride + j..].chunks(self.row_stride);
+                for (dst, src) in strip.chunks_exact_mut(NR).zip(rows) {
+                    dst.copy_from_slice(&src[..NR]);
+                }
+            } else if self.col_stride == 1 {
                 for (p, dst) in strip.chunks_exact_mut(NR).enumerate() {
                     let start = (k0 + p) * self.row_stride + j;
                     dst[..width].copy_from_slice(&self.data[start..start + width]);
                     dst[width..].fill(0.0);
+                }
+            } else if self.row_stride == 1 && width == NR && transposed_pack_in_simd() {
+                let start = j * self.col_stride + k0;
+                // SAFETY: AVX2 is available; the function checks its slice bounds.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    super::avx2::pack_b_transposed_strip(
+                        &self.data[start..],
+                        self.col_stride,
+                        kc,
+                        strip,
+                    );
                 }
             } else {
                 // Columns of B are contiguous (B is a transposed view): read each
@@ -73,6 +105,11 @@ impl PackB for MatRef<'_> {
     }
 }
 
+/// Whether the AVX2 transposing packer can be used.
+fn transposed_pack_in_simd() -> bool {
+    cfg!(target_arch = "x86_64") && crate::kernels::simd::use_avx2_fma()
+}
+
 /// Packs A[i0 .. i0+mc, k0 .. k0+kc] into `out` (`ceil(mc / MR) * kc * MR`
 /// floats) in the packed A layout described at the top of this file.
 pub fn pack_a(a: &MatRef, i0: usize, mc: usize, k0: usize, kc: usize, out: &mut [f32]) {
@@ -88,9 +125,15 @@ pub fn pack_a(a: &MatRef, i0: usize, mc: usize, k0: usize, kc: usize, out: &mut 
                 &a.data[start..start + kc]
             });
             for (p, dst) in strip.chunks_exact_mut(MR).enumerate() {
-                for r in 0..MR {
-                    dst[r] = rows[r][p];
-                }
+                let dst: &mut [f32; MR] = dst.try_into().expect("MR floats");
+                // SAFETY: p < kc (the strip holds kc groups) and every row has kc floats.
+                *dst = std::array::from_fn(|r| unsafe { *rows[r].get_unchecked(p) });
+            }
+        } else if a.row_stride == 1 && height == MR && a.col_stride >= MR {
+            // Columns of A are contiguous (A is a transposed view): MR floats per k.
+            let cols = a.data[k0 * a.col_stride + i..].chunks(a.col_stride);
+            for (dst, src) in strip.chunks_exact_mut(MR).zip(cols) {
+                dst.copy_from_slice(&src[..MR]);
             }
         } else {
             for (p, dst) in strip.chunks_exact_mut(MR).enumerate() {

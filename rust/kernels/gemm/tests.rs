@@ -44,13 +44,13 @@ fn assert_close(got: &[f32], want: &[f64], k: usize) {
 
 #[test]
 fn pack_b_layout_matches_the_documented_one() {
-    let (k, n) = (5, 21);
+    let (k, n) = (30, 37);
     let data = values(k * n, 1);
     for b in [
         MatRef::row_major(&data, k, n),
         MatRef::row_major(&data, n, k).t(),
     ] {
-        let (k0, kc, j0, nc): (usize, usize, usize, usize) = (1, 3, 2, 19);
+        let (k0, kc, j0, nc): (usize, usize, usize, usize) = (1, 27, 2, 35);
         let strips = nc.div_ceil(NR);
         let mut out = vec![f32::NAN; strips * kc * NR];
         b.pack(k0, kc, j0, nc, &mut out);
@@ -130,9 +130,61 @@ fn edge_tiles_and_odd_shapes_match_reference() {
         (13, 33, 257),
         (150, 20, 300),
         (7, 4100, 3),
+        (150, 200, 300),
+        (25, 33, 600),
     ] {
         check_shape(m, n, k, false);
         check_shape(m, n, k, true);
+    }
+}
+
+/// Both paths (packed and direct), both kernels, serial and parallel, on
+/// shapes that exercise every edge.
+#[test]
+fn packed_and_direct_paths_match_reference() {
+    let mut kernels: Vec<tile::MicroKernel> = vec![portable::kernel_6x16];
+    #[cfg(target_arch = "x86_64")]
+    kernels.push(avx2::kernel_6x16);
+    for &(m, n, k) in &[
+        (1, 1, 1),
+        (7, 17, 9),
+        (13, 35, 300),
+        (40, 50, 600),
+        (150, 3, 20),
+    ] {
+        let a_data = values(m * k, 14);
+        let b_data = values(k * n, 15);
+        for a in [
+            MatRef::row_major(&a_data, m, k),
+            MatRef::row_major(&a_data, k, m).t(),
+        ] {
+            for b in [
+                MatRef::row_major(&b_data, k, n),
+                MatRef::row_major(&b_data, n, k).t(),
+            ] {
+                let want = naive(a, b);
+                for &kernel in &kernels {
+                    for parallel in [false, true] {
+                        let mut c = vec![f32::NAN; m * n];
+                        driver::run(
+                            1.0,
+                            a,
+                            &b,
+                            0.0,
+                            &mut c,
+                            n,
+                            &Epilogue::NONE,
+                            parallel,
+                            kernel,
+                        );
+                        assert_close(&c, &want, k);
+                        let mut c = vec![f32::NAN; m * n];
+                        direct::run(1.0, a, b, 0.0, &mut c, n, &Epilogue::NONE, parallel, kernel);
+                        assert_close(&c, &want, k);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -240,12 +292,14 @@ fn simd_and_portable_kernels_agree() {
     };
     let mut simd = c0.clone();
     let mut portable = c0.clone();
+    let a_operand = tile::AOperand::packed(&a);
     // SAFETY: the CPU has AVX2+FMA; buffers have the documented sizes.
     unsafe {
         avx2::kernel_6x16(
             kc,
-            a.as_ptr(),
+            &a_operand,
             b.as_ptr(),
+            NR,
             simd.as_mut_ptr(),
             NR,
             &update,
@@ -253,8 +307,9 @@ fn simd_and_portable_kernels_agree() {
         );
         portable::kernel_6x16(
             kc,
-            a.as_ptr(),
+            &a_operand,
             b.as_ptr(),
+            NR,
             portable.as_mut_ptr(),
             NR,
             &update,
@@ -286,5 +341,43 @@ fn simd_and_portable_drivers_agree() {
     assert_close(&portable, &naive(a, b), k);
     for (x, y) in simd.iter().zip(&portable) {
         assert!((x - y).abs() <= 1e-4 * (1.0 + x.abs()), "{x} vs {y}");
+    }
+}
+
+/// Not a test: `cargo test --profile dev-opt --lib timing_breakdown -- --ignored --nocapture`
+/// prints the best-of-many time of the packing routines and of the whole call.
+#[test]
+#[ignore]
+fn timing_breakdown() {
+    use std::time::Instant;
+    fn best(reps: usize, mut f: impl FnMut()) -> f64 {
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                f();
+                t.elapsed().as_secs_f64()
+            })
+            .fold(f64::INFINITY, f64::min)
+            * 1e6
+    }
+    for n in [64usize, 256, 512, 1024] {
+        let a_data = values(n * n, 1);
+        let b_data = values(n * n, 2);
+        let a = MatRef::row_major(&a_data, n, n);
+        let b = MatRef::row_major(&b_data, n, n);
+        let kc = n.min(256);
+        let mut pa = vec![0.0; n.div_ceil(MR) * kc * MR];
+        let mut pb = vec![0.0; n.div_ceil(NR) * kc * NR];
+        let mut c = vec![0.0; n * n];
+        let reps = (2e8 / (n * n * n) as f64) as usize + 5;
+        let t_pa = best(reps, || pack_a(&a, 0, n, 0, kc, &mut pa));
+        let t_pb = best(reps, || b.pack(0, kc, 0, n, &mut pb));
+        let t_pat = best(reps, || pack_a(&b.t(), 0, n, 0, kc, &mut pa));
+        let t_pbt = best(reps, || a.t().pack(0, kc, 0, n, &mut pb));
+        let t_all = best(reps, || gemm_serial(1.0, a, b, 0.0, &mut c, n));
+        let gf = 2.0 * (n * n * n) as f64 / t_all / 1e3;
+        println!(
+            "n={n} kc={kc}: pack_a {t_pa:.2}us (A^T {t_pat:.2}) pack_b {t_pb:.2}us (B^T {t_pbt:.2}) gemm {t_all:.2}us = {gf:.1} GF/s"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! One MR x NR tile of C: the micro-kernel choice and the edge tiles.
+//! One MR x NR tile of C: the operands a micro-kernel reads, the kernel choice
+//! and the edge tiles.
 
 use super::blocking::{MR, NR};
 
@@ -12,15 +13,47 @@ pub struct TileUpdate {
     pub relu: bool,
 }
 
-/// A micro-kernel: `kc` steps over a packed A strip (`kc * MR` floats) and a
-/// packed B strip (`kc * NR` floats), then the update of the full MR x NR tile
+/// The MR rows of A a tile reads: A[r, p] is at `rows[r] + p * step`.
+/// A packed strip is `rows[r] = strip + r`, `step = MR` (`packed` set, which
+/// lets the kernel use constant offsets); an unpacked row-major A has
+/// `rows[r]` = start of row r and `step = 1`.
+#[derive(Clone, Copy, Debug)]
+pub struct AOperand {
+    pub rows: [*const f32; MR],
+    pub step: usize,
+    pub packed: bool,
+}
+
+impl AOperand {
+    /// A packed strip (`kc * MR` floats).
+    pub fn packed(strip: &[f32]) -> Self {
+        let base = strip.as_ptr();
+        AOperand {
+            rows: std::array::from_fn(|r| base.wrapping_add(r)),
+            step: MR,
+            packed: true,
+        }
+    }
+}
+
+/// A micro-kernel: `kc` steps over the A rows of `a` and the B rows
+/// `b + p * b_step` (NR floats each), then the update of the full MR x NR tile
 /// at `c` (row stride `ldc`), with `bias` holding one value per tile row.
+/// A packed B strip is `b_step = NR`.
 ///
 /// # Safety
-/// `a`, `b` must be readable for `kc * MR` / `kc * NR` floats and `c` must be
+/// Every A and B element of the `kc` steps must be readable; `c` must be
 /// readable and writable for MR rows of NR floats with row stride `ldc`.
-pub type MicroKernel =
-    unsafe fn(usize, *const f32, *const f32, *mut f32, usize, &TileUpdate, Option<&[f32; MR]>);
+pub type MicroKernel = unsafe fn(
+    usize,
+    &AOperand,
+    *const f32,
+    usize,
+    *mut f32,
+    usize,
+    &TileUpdate,
+    Option<&[f32; MR]>,
+);
 
 /// The micro-kernel for this CPU: AVX2+FMA when available and not forced off.
 pub fn select_kernel() -> MicroKernel {
@@ -38,14 +71,17 @@ pub fn select_kernel() -> MicroKernel {
 /// that the arithmetic, and hence the rounding, is the same everywhere.
 ///
 /// # Safety
-/// As for [`MicroKernel`], with `c` valid for `mr` rows of `nr` floats.
+/// As for [`MicroKernel`], with `c` valid for `mr` rows of `nr` floats (and
+/// all MR rows of A and NR columns of B readable; callers point the rows past
+/// the edge at valid memory).
 #[allow(clippy::too_many_arguments)]
 #[inline]
 pub unsafe fn compute_tile(
     kernel: MicroKernel,
     kc: usize,
-    a: *const f32,
+    a: &AOperand,
     b: *const f32,
+    b_step: usize,
     c: *mut f32,
     ldc: usize,
     mr: usize,
@@ -55,7 +91,7 @@ pub unsafe fn compute_tile(
 ) {
     if mr == MR && nr == NR {
         let bias = bias.map(|v| <&[f32; MR]>::try_from(&v[..MR]).expect("MR values"));
-        kernel(kc, a, b, c, ldc, update, bias);
+        kernel(kc, a, b, b_step, c, ldc, update, bias);
         return;
     }
     let mut tile = [0.0f32; MR * NR];
@@ -69,15 +105,8 @@ pub unsafe fn compute_tile(
     if let Some(v) = bias {
         local_bias[..mr].copy_from_slice(&v[..mr]);
     }
-    kernel(
-        kc,
-        a,
-        b,
-        tile.as_mut_ptr(),
-        NR,
-        update,
-        bias.map(|_| &local_bias),
-    );
+    let local_bias = bias.map(|_| &local_bias);
+    kernel(kc, a, b, b_step, tile.as_mut_ptr(), NR, update, local_bias);
     for r in 0..mr {
         let dst = std::slice::from_raw_parts_mut(c.add(r * ldc), nr);
         dst.copy_from_slice(&tile[r * NR..r * NR + nr]);

@@ -1,0 +1,129 @@
+//! The unpacked path for small or thin products with a plain B matrix: the
+//! micro-kernel reads A's rows and B's rows where they are, over the whole k
+//! at once. Only strips that cannot be read in place are packed: a B strip
+//! narrower than NR (the right edge) or with strided columns (a transposed B).
+//! Rows of A past the bottom edge point at the last valid row; the tile code
+//! drops their results.
+//!
+//! Each C tile is reduced over the full k by one task, so the result does not
+//! depend on the thread count or the task split.
+
+use rayon::prelude::*;
+
+use super::blocking::{MR, NR};
+use super::driver::{with_buffer, worth_parallel, CPtr, EDGE_BUF};
+use super::tile::{compute_tile, AOperand, MicroKernel, TileUpdate};
+use super::{Epilogue, MatRef, PackB};
+use crate::threading;
+
+/// Whether `direct` is the faster path for this shape.
+pub fn suits(m: usize, n: usize, k: usize) -> bool {
+    use super::blocking::{DIRECT_MAX_FLOPS, DIRECT_MAX_M, DIRECT_MAX_N};
+    super::driver::flops(m, n, k) < DIRECT_MAX_FLOPS || m <= DIRECT_MAX_M || n <= DIRECT_MAX_N
+}
+
+/// C = epilogue(alpha * A * B + beta * C) without packing; arguments validated
+/// by `gemm_ex`.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    alpha: f32,
+    a: MatRef,
+    b: MatRef,
+    beta: f32,
+    c: &mut [f32],
+    ldc: usize,
+    epilogue: &Epilogue,
+    parallel: bool,
+    kernel: MicroKernel,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let c = CPtr(c.as_mut_ptr());
+    let update = TileUpdate {
+        alpha,
+        beta,
+        relu: epilogue.relu,
+    };
+    let row_strips = m.div_ceil(MR);
+    let col_strips = n.div_ceil(NR);
+    let task = |rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
+        compute_tiles(a, b, c, ldc, &update, epilogue.row_bias, kernel, rows, cols);
+    };
+    if !(parallel && worth_parallel(m, n, k)) {
+        task(0..row_strips, 0..col_strips);
+        return;
+    }
+    threading::install(|| {
+        // Enough tasks for the threads to balance, cut along the longer side.
+        let wanted = 4 * rayon::current_num_threads();
+        let row_runs = wanted.min(row_strips).max(1);
+        let col_runs = wanted.div_ceil(row_runs).min(col_strips).max(1);
+        let rows_per = row_strips.div_ceil(row_runs);
+        let cols_per = col_strips.div_ceil(col_runs);
+        let (row_tasks, col_tasks) = (row_strips.div_ceil(rows_per), col_strips.div_ceil(cols_per));
+        (0..row_tasks * col_tasks).into_par_iter().for_each(|t| {
+            let (rt, ct) = (t % row_tasks, t / row_tasks);
+            let rows = rt * rows_per..((rt + 1) * rows_per).min(row_strips);
+            let cols = ct * cols_per..((ct + 1) * cols_per).min(col_strips);
+            task(rows, cols);
+        });
+    });
+}
+
+/// Computes the tiles of row strips `rows` x column strips `cols`.
+#[allow(clippy::too_many_arguments)]
+fn compute_tiles(
+    a: MatRef,
+    b: MatRef,
+    c: CPtr,
+    ldc: usize,
+    update: &TileUpdate,
+    bias: Option<&[f32]>,
+    kernel: MicroKernel,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    with_buffer(&EDGE_BUF, k * NR, |packed_strip| {
+        for s in cols {
+            let j = s * NR;
+            let nr = NR.min(n - j);
+            // B rows in place when the strip is full and its rows contiguous.
+            let (b_ptr, b_step) = if nr == NR && b.col_stride == 1 {
+                (b.data[j..].as_ptr(), b.row_stride)
+            } else {
+                b.pack(0, k, j, nr, packed_strip);
+                (packed_strip.as_ptr(), NR)
+            };
+            for t in rows.clone() {
+                let i = t * MR;
+                let mr = MR.min(m - i);
+                let a_rows = AOperand {
+                    rows: std::array::from_fn(|r| {
+                        a.data[(i + r.min(mr - 1)) * a.row_stride..].as_ptr()
+                    }),
+                    step: a.col_stride,
+                    packed: false,
+                };
+                // SAFETY: `gemm_ex` checked that A's view lies in its data and
+                // C's extent; every A row pointer is a valid row, and B rows
+                // read in place hold NR columns (nr == NR) for all k rows (the
+                // view of B was checked by `as_matref`'s owner, `MatRef`).
+                unsafe {
+                    compute_tile(
+                        kernel,
+                        k,
+                        &a_rows,
+                        b_ptr,
+                        b_step,
+                        c.0.add(i * ldc + j),
+                        ldc,
+                        mr,
+                        nr,
+                        update,
+                        bias.map(|v| &v[i..i + mr]),
+                    );
+                }
+            }
+        }
+    });
+}
