@@ -137,13 +137,20 @@ pub fn im2col(p: &Conv2dParams, x_group: &[f32], cols: &mut [f32], ld: usize) {
     }
 }
 
-/// dx_group += col2im of the pixel columns `n0 .. n0 + width` of the im2col
-/// matrix, given as `k_size` rows of `width` floats in `dcols`. Rows are added
-/// in a fixed order, so the result does not depend on threads.
-pub fn col2im_add(p: &Conv2dParams, dcols: &[f32], n0: usize, dx_group: &mut [f32]) {
-    let width = dcols.len() / p.k_size();
-    for (r, row) in dcols.chunks_exact(width).enumerate() {
-        scatter_add_row(p, dx_group, r, n0, row);
+/// dx_group += col2im of the pixel columns `n0 .. n0 + width` of one image's
+/// im2col matrix, given as `k_size` rows of `width` floats with row stride `ld`
+/// in `dcols`. Rows are added in a fixed order, so the result does not depend
+/// on threads.
+pub fn col2im_add(
+    p: &Conv2dParams,
+    dcols: &[f32],
+    ld: usize,
+    n0: usize,
+    width: usize,
+    dx_group: &mut [f32],
+) {
+    for r in 0..p.k_size() {
+        scatter_add_row(p, dx_group, r, n0, &dcols[r * ld..][..width]);
     }
 }
 
@@ -223,7 +230,7 @@ pub(crate) mod tests {
             let mut cols = vec![f32::NAN; k * n];
             im2col(&p, &x, &mut cols, n);
             let mut dx = vec![0.0; xs];
-            col2im_add(&p, &c, 0, &mut dx);
+            col2im_add(&p, &c, n, 0, n, &mut dx);
             // <im2col(x), c> == <x, col2im(c)>, exactly in integers.
             let lhs: f64 = cols.iter().zip(&c).map(|(a, b)| (a * b) as f64).sum();
             let rhs: f64 = x.iter().zip(&dx).map(|(a, b)| (a * b) as f64).sum();
