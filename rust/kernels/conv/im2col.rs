@@ -89,17 +89,52 @@ pub fn gather_row(p: &Conv2dParams, x_group: &[f32], r: usize, n0: usize, dst: &
         };
         let row = &plane[iy * p.w..][..p.w];
         let (a, b, ix) = valid.part(ox0, out.len());
-        out[..a].fill(0.0);
-        out[b..].fill(0.0);
+        // Guarded: an empty `fill` still costs a `memset` call.
+        if a > 0 {
+            out[..a].fill(0.0);
+        }
+        if b < out.len() {
+            out[b..].fill(0.0);
+        }
         let seg = &mut out[a..b];
         if sx == 1 {
-            seg.copy_from_slice(&row[ix..ix + seg.len()]);
+            copy_short(seg, &row[ix..ix + seg.len()]);
         } else {
             for (i, v) in seg.iter_mut().enumerate() {
                 *v = row[ix + i * sx];
             }
         }
     });
+}
+
+/// dst = src for the short runs of small images (often < 16 floats), where a
+/// `memcpy` call costs more than the copy. Up to 16 floats: two fixed-size,
+/// possibly overlapping block moves, inlined (a loop would be turned back
+/// into a `memcpy` call by the compiler).
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    if n > 16 {
+        dst.copy_from_slice(src);
+    } else if n >= 8 {
+        copy_block::<8>(&mut dst[..8], &src[..8]);
+        copy_block::<8>(&mut dst[n - 8..], &src[n - 8..n]);
+    } else if n >= 4 {
+        copy_block::<4>(&mut dst[..4], &src[..4]);
+        copy_block::<4>(&mut dst[n - 4..], &src[n - 4..n]);
+    } else {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+    }
+}
+
+/// Copies exactly N floats (both slices have length N) as one fixed-size move.
+#[inline(always)]
+pub fn copy_block<const N: usize>(dst: &mut [f32], src: &[f32]) {
+    let src: &[f32; N] = src.try_into().expect("N floats");
+    let dst: &mut [f32; N] = dst.try_into().expect("N floats");
+    *dst = *src;
 }
 
 /// The adjoint of [`gather_row`]: adds `src` (row `r`, pixels `n0..`) into the

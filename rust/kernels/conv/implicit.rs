@@ -4,7 +4,7 @@
 
 use std::ops::Range;
 
-use super::im2col::gather_row;
+use super::im2col::{copy_block, gather_row};
 use super::params::Conv2dParams;
 use crate::kernels::gemm::{PackB, NR};
 
@@ -69,10 +69,16 @@ impl PackB for Im2colMatrix<'_> {
                 // Gather one im2col row segment contiguously, then deal it out
                 // to the NR-wide strips.
                 self.0.gather_pixels(k0 + p, j0 + c0, &mut row[..width]);
-                for (s, chunk) in row[..width].chunks(NR).enumerate() {
+                let full = row[..width].chunks_exact(NR);
+                let (tail, strips) = (full.remainder(), width / NR);
+                for (s, chunk) in full.enumerate() {
                     let dst = &mut out[(first_strip + s) * strip_len + p * NR..][..NR];
-                    dst[..chunk.len()].copy_from_slice(chunk);
-                    dst[chunk.len()..].fill(0.0);
+                    copy_block::<NR>(dst, chunk);
+                }
+                if !tail.is_empty() {
+                    let dst = &mut out[(first_strip + strips) * strip_len + p * NR..][..NR];
+                    dst[..tail.len()].copy_from_slice(tail);
+                    dst[tail.len()..].fill(0.0);
                 }
             }
         }
