@@ -102,21 +102,28 @@ impl PackB for Im2colTransposed<'_> {
     }
 
     fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
-        let mut column = [0.0f32; PACK_ROWS];
+        // The NR columns of a strip are NR contiguous im2col row segments:
+        // gather them side by side (16 KiB, in L1), then write the strip row
+        // by row, each row one contiguous NR-float store.
+        let mut columns = [[0.0f32; PACK_ROWS]; NR];
         for (s, strip) in out.chunks_exact_mut(kc * NR).enumerate() {
-            for jj in 0..NR {
-                let r = j0 + s * NR + jj;
-                if r >= j0 + nc {
-                    strip.iter_mut().skip(jj).step_by(NR).for_each(|v| *v = 0.0);
-                    continue;
+            let first = j0 + s * NR;
+            let width = NR.min(j0 + nc - first);
+            for p0 in (0..kc).step_by(PACK_ROWS) {
+                let len = PACK_ROWS.min(kc - p0);
+                for (jj, column) in columns.iter_mut().enumerate() {
+                    if jj < width {
+                        self.0
+                            .gather_pixels(first + jj, k0 + p0, &mut column[..len]);
+                    } else {
+                        column[..len].fill(0.0); // padding of the last strip
+                    }
                 }
-                // A column of B is a contiguous im2col row segment: gather it,
-                // then write it down the strip with stride NR.
-                for p0 in (0..kc).step_by(PACK_ROWS) {
-                    let len = PACK_ROWS.min(kc - p0);
-                    self.0.gather_pixels(r, k0 + p0, &mut column[..len]);
-                    for (p, v) in column[..len].iter().enumerate() {
-                        strip[(p0 + p) * NR + jj] = *v;
+                let rows = strip[p0 * NR..(p0 + len) * NR].chunks_exact_mut(NR);
+                for (p, row) in rows.enumerate() {
+                    let row: &mut [f32; NR] = row.try_into().expect("NR floats");
+                    for (v, column) in row.iter_mut().zip(&columns) {
+                        *v = column[p];
                     }
                 }
             }
