@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::im2col::{Im2colImages, Im2colMatrix};
+use super::implicit::{Im2colImages, Im2colMatrix};
 use super::params::Conv2dParams;
 use super::Plan;
 use crate::kernels::gemm::{Epilogue, MatRef};
@@ -17,7 +17,7 @@ use crate::threading;
 /// GEMM: a GEMM packs all of W_g, and a few dozen columns per image would not
 /// repay that (VGG's 8x8 layers: W is 2.4 MB, an image 64 columns). Those
 /// GEMMs write into a scratch C whose rows are then copied out, image by image.
-const MIN_GEMM_COLS: usize = 256;
+const MIN_GEMM_COLS: usize = 512;
 
 /// y = conv(x, w) + bias, then ReLU if `relu`. `y` has shape `p.y_shape()`.
 pub fn conv2d_forward(

@@ -1,29 +1,39 @@
 //! 2-D convolution (cross-correlation, as in PyTorch), NCHW, forward and backward,
 //! as GEMMs over the im2col matrix of each image and group:
 //!
-//! - forward:      Y_g  (C_out/g x pixels) = W_g (C_out/g x K) * cols (K x pixels)
-//! - grad input:   dcols (K x pixels) = W_g^T * dY_g, then col2im scatter-add
-//! - grad weight:  dW_g (C_out/g x K) = sum over images of dY_g * cols^T
+//! - forward (`forward.rs`):         Y_g = W_g (C_out/g x K) * cols (K x pixels), bias + ReLU fused
+//! - grad input (`input_grad.rs`):   dcols = W_g^T * dY_g, then col2im scatter-add into dx
+//! - grad weight (`weight_grad.rs`): dW_g = sum over images of dY_g * cols^T, grad bias in the same pass
 //!
-//! with K = C_in/g * kH * kW. For one image, the rows of Y_g are whole output
-//! channel planes, so each GEMM writes straight into the NCHW output. A 1x1
-//! kernel with stride 1 and no padding needs no im2col at all (cols = x).
+//! with K = C_in/g * kH * kW. The im2col matrix is never stored: `implicit.rs`
+//! makes it a GEMM operand that packs its blocks straight from x (rows are
+//! gathered by `im2col.rs`). For one image the rows of Y_g are whole output
+//! planes, so the forward GEMM writes straight into NCHW y. A 1x1 kernel with
+//! stride 1 and no padding is a plain GEMM on x. Shape arithmetic and argument
+//! checks live in `params.rs`.
+//!
+//! Threading: one loop per op runs on the pool (see [`Plan`]): over images
+//! (single-threaded GEMMs inside) when there are enough of them, else inside
+//! each GEMM; tiny ops stay serial.
 //!
 //! CONTRACT: every function overwrites its whole output slice (callers pass
 //! uninitialised memory). Results are bit-identical for any thread count: the
-//! GEMM is, and the only reduction split here (grad weight over the batch) uses
-//! chunks fixed by the batch size, added in a fixed order.
+//! GEMM is, every tile / chunk boundary here depends on the problem size only,
+//! and the grad-weight batch chunks are added in a fixed order.
 
-mod backward;
 mod forward;
 mod im2col;
+mod implicit;
+mod input_grad;
 mod params;
 #[cfg(test)]
 mod tests;
+mod weight_grad;
 
-pub use backward::{conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight};
 pub use forward::conv2d_forward;
+pub use input_grad::conv2d_backward_input;
 pub use params::{window_out_len, Conv2dParams};
+pub use weight_grad::{conv2d_backward_bias, conv2d_backward_weight};
 
 use crate::kernels::gemm::{gemm_ex, Epilogue, MatRef, PackB};
 use crate::threading::{self, PARALLEL_MIN_FLOPS};
