@@ -3,15 +3,14 @@
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{f32_in, f32_inout, i64_in};
-use super::pool::try_new_array;
+use super::arrays::{f32_in, f32_inout, i64_in, new_array};
 use crate::error::KernelError;
 use crate::kernels::{elementwise, loss};
 
 #[pyfunction]
 pub fn relu_forward<'py>(py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
     let xa = f32_in("relu", "input", x, None)?;
-    let y = try_new_array::<f32>(py, "relu", "output", xa.shape())?;
+    let y = new_array::<f32>(py, "relu", "output", xa.shape())?;
     {
         let mut rw = y.readwrite();
         let (xs, ys) = (xa.as_slice()?, rw.as_slice_mut()?);
@@ -38,7 +37,7 @@ pub fn relu_backward<'py>(
         ))
         .into());
     }
-    let dx = try_new_array::<f32>(py, OP, "grad_input", dy.shape())?;
+    let dx = new_array::<f32>(py, OP, "grad_input", dy.shape())?;
     {
         let mut rw = dx.readwrite();
         let (dys, ys, dxs) = (dy.as_slice()?, y.as_slice()?, rw.as_slice_mut()?);
@@ -99,9 +98,9 @@ pub fn cross_entropy<'py>(
         ))
         .into());
     }
-    let losses = try_new_array::<f32>(py, OP, "losses", &[n])?;
+    let losses = new_array::<f32>(py, OP, "losses", &[n])?;
     let grad = need_grad
-        .then(|| try_new_array::<f32>(py, OP, "grad", &[n, c]))
+        .then(|| new_array::<f32>(py, OP, "grad", &[n, c]))
         .transpose()?;
     {
         let mut l_rw = losses.readwrite();

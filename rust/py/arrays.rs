@@ -1,13 +1,14 @@
 //! Turning Python arguments into validated Rust values, with messages that name
 //! the op, the argument and the shapes, and say how to fix the input.
 
+use numpy::npyffi::{npy_intp, PY_ARRAY_API};
 use numpy::{
     Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyReadonlyArrayDyn,
     PyReadwriteArrayDyn, PyUntypedArray, PyUntypedArrayMethods,
 };
 use pyo3::prelude::*;
 
-use crate::error::KernelError;
+use crate::error::{checked_product, KernelError};
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
@@ -115,11 +116,36 @@ pub fn i32_in<'py>(
         .map_err(|_| borrow_error(op, name))
 }
 
-/// A new C-contiguous array that the kernel will overwrite completely.
-pub fn new_array<'py, T: Element>(py: Python<'py>, shape: &[usize]) -> Bound<'py, PyArrayDyn<T>> {
-    // SAFETY: every kernel overwrites its whole output (the kernels' CONTRACT), so the
-    // uninitialised memory is never read, and f32 / i32 have no invalid bit patterns.
-    unsafe { PyArrayDyn::<T>::new(py, shape.to_vec(), false) }
+/// A new uninitialised C-contiguous array that the kernel will overwrite completely.
+/// A failed allocation (absurd sizes) raises MemoryError / SizeOverflowError
+/// instead of panicking.
+pub fn new_array<'py, T: Element>(
+    py: Python<'py>,
+    op: &str,
+    what: &str,
+    shape: &[usize],
+) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
+    let elems = checked_product(op, what, shape)?;
+    if elems > isize::MAX as usize / std::mem::size_of::<T>() {
+        return Err(KernelError::Overflow(format!(
+            "{op}: {what} of shape {shape:?} needs more bytes than an array can hold"
+        ))
+        .into());
+    }
+    let mut dims: Vec<npy_intp> = shape.iter().map(|&d| d as npy_intp).collect();
+    // SAFETY: PyArray_Empty gets a valid dims buffer and steals the dtype reference;
+    // a NULL result is turned into the pending Python error. Every kernel
+    // overwrites its whole output, so the uninitialised memory is never read.
+    unsafe {
+        let ptr = PY_ARRAY_API.PyArray_Empty(
+            py,
+            dims.len() as std::os::raw::c_int,
+            dims.as_mut_ptr(),
+            T::get_dtype(py).into_dtype_ptr(),
+            0,
+        );
+        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
+    }
 }
 
 /// Shape as a fixed array, e.g. NCHW.

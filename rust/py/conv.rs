@@ -69,7 +69,7 @@ pub fn conv2d_forward<'py>(
             .into());
         }
     }
-    let y = new_array::<f32>(py, &p.y_shape());
+    let y = new_array::<f32>(py, OP, "output", &p.y_shape())?;
     {
         let mut y_rw = y.readwrite();
         let (xs, ws) = (x_arr.as_slice()?, w_arr.as_slice()?);
@@ -125,9 +125,15 @@ pub fn conv2d_backward<'py>(
         ))
         .into());
     }
-    let dx = need_input.then(|| new_array::<f32>(py, &p.x_shape()));
-    let dw = need_weight.then(|| new_array::<f32>(py, &p.w_shape()));
-    let db = need_bias.then(|| new_array::<f32>(py, &[p.c_out]));
+    let dx = need_input
+        .then(|| new_array::<f32>(py, OP, "grad_input", &p.x_shape()))
+        .transpose()?;
+    let dw = need_weight
+        .then(|| new_array::<f32>(py, OP, "grad_weight", &p.w_shape()))
+        .transpose()?;
+    let db = need_bias
+        .then(|| new_array::<f32>(py, OP, "grad_bias", &[p.c_out]))
+        .transpose()?;
     {
         let (xs, ws, dys) = (x_arr.as_slice()?, w_arr.as_slice()?, dy_arr.as_slice()?);
         let mut dx_rw = dx.as_ref().map(|a| a.readwrite());

@@ -58,7 +58,7 @@ pub fn gemm<'py>(
             ))
             .into())
         }
-        None => new_array::<f32>(py, &[m, n]),
+        None => new_array::<f32>(py, OP, "output", &[m, n])?,
     };
     {
         let mut rw = out_arr.try_readwrite().map_err(|_| {

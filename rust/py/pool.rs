@@ -1,44 +1,11 @@
 //! max_pool2d / avg_pool2d forward and backward bindings.
 
-use numpy::npyffi::{npy_intp, PY_ARRAY_API};
-use numpy::{Element, PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{f32_in, i32_in, shape4, shape_arg4, usizes};
-use crate::error::{checked_product, KernelError};
+use super::arrays::{f32_in, i32_in, new_array, shape4, shape_arg4, usizes};
+use crate::error::KernelError;
 use crate::kernels::pool::{self, Pool2dParams};
-
-/// A new uninitialised C-contiguous array, like `arrays::new_array`, except
-/// that a failed allocation (an absurd `input_shape` given to a backward)
-/// raises MemoryError / SizeOverflowError instead of panicking.
-pub(super) fn try_new_array<'py, T: Element>(
-    py: Python<'py>,
-    op: &str,
-    what: &str,
-    shape: &[usize],
-) -> PyResult<Bound<'py, PyArrayDyn<T>>> {
-    let elems = checked_product(op, what, shape)?;
-    if elems > isize::MAX as usize / std::mem::size_of::<T>() {
-        return Err(KernelError::Overflow(format!(
-            "{op}: {what} of shape {shape:?} needs more bytes than an array can hold"
-        ))
-        .into());
-    }
-    let mut dims: Vec<npy_intp> = shape.iter().map(|&d| d as npy_intp).collect();
-    // SAFETY: PyArray_Empty gets a valid dims buffer and steals the dtype reference;
-    // a NULL result is turned into the pending Python error. Every kernel
-    // overwrites its whole output, so the uninitialised memory is never read.
-    unsafe {
-        let ptr = PY_ARRAY_API.PyArray_Empty(
-            py,
-            dims.len() as std::os::raw::c_int,
-            dims.as_mut_ptr(),
-            T::get_dtype(py).into_dtype_ptr(),
-            0,
-        );
-        Ok(Bound::from_owned_ptr_or_err(py, ptr)?.cast_into_unchecked())
-    }
-}
 
 fn params(
     op: &str,
@@ -103,8 +70,8 @@ pub fn max_pool2d_forward<'py>(
         dilation,
         ceil_mode,
     )?;
-    let y = try_new_array::<f32>(py, OP, "output", &p.y_shape())?;
-    let idx = try_new_array::<i32>(py, OP, "argmax", &p.y_shape())?;
+    let y = new_array::<f32>(py, OP, "output", &p.y_shape())?;
+    let idx = new_array::<i32>(py, OP, "argmax", &p.y_shape())?;
     {
         let (mut y_rw, mut i_rw) = (y.readwrite(), idx.readwrite());
         let (xs, ys, is) = (
@@ -161,7 +128,7 @@ pub fn max_pool2d_backward<'py>(
         ))
         .into());
     }
-    let dx = try_new_array::<f32>(py, OP, "grad_input (input_shape)", &p.x_shape())?;
+    let dx = new_array::<f32>(py, OP, "grad_input (input_shape)", &p.x_shape())?;
     {
         let mut dx_rw = dx.readwrite();
         let (dys, dxs) = (dy.as_slice()?, dx_rw.as_slice_mut()?);
@@ -195,7 +162,7 @@ pub fn avg_pool2d_forward<'py>(
         ceil_mode,
     )?;
     let div = divisor(OP, divisor_override)?;
-    let y = try_new_array::<f32>(py, OP, "output", &p.y_shape())?;
+    let y = new_array::<f32>(py, OP, "output", &p.y_shape())?;
     {
         let mut y_rw = y.readwrite();
         let (xs, ys) = (x_arr.as_slice()?, y_rw.as_slice_mut()?);
@@ -231,7 +198,7 @@ pub fn avg_pool2d_backward<'py>(
     )?;
     check_grad_shape(OP, dy.shape(), &p)?;
     let div = divisor(OP, divisor_override)?;
-    let dx = try_new_array::<f32>(py, OP, "grad_input (input_shape)", &p.x_shape())?;
+    let dx = new_array::<f32>(py, OP, "grad_input (input_shape)", &p.x_shape())?;
     {
         let mut dx_rw = dx.readwrite();
         let (dys, dxs) = (dy.as_slice()?, dx_rw.as_slice_mut()?);
