@@ -179,9 +179,11 @@ def time_to_accuracy(
             m.error = f"not reached in {r.train_seconds:.0f} s ({r.steps} steps, {best})"
         measurements.append(m)
     steps = ", ".join(f"{r.name} {r.reached_at[1]} steps" for r in runs if r.reached_at)
+    # time to accuracy = steps needed x time per step; the first varies with rounding noise, say both
+    per_step = ", ".join(f"{r.name} {1e3 * r.train_seconds / max(1, r.steps):.1f} ms/step" for r in runs)
     note = (
         f"{optimizer} lr {lr}{f' momentum {momentum}' if optimizer == 'sgd' else ''} batch {batch}, "
-        f"shared permutation per epoch, eval every "
-        f"{eval_every} steps (not timed), cap {cap_seconds:.0f} s; reached after: {steps or 'none'}"
+        f"shared permutation per epoch, eval every {eval_every} steps (not timed), "
+        f"cap {cap_seconds:.0f} s; reached after: {steps or 'none'}; {per_step}"
     )
     return CaseResult(name, "accuracy", "s", False, measurements, note=note)
