@@ -20,7 +20,8 @@ DATA = os.environ.get("CNNRS_DATA")
 def _data_dir(name):
     if not DATA:
         pytest.skip("CNNRS_DATA is not set: the real MNIST / Fashion-MNIST files are not available")
-    folder = Path(DATA) / name
+    # CNNRS_DATA may be relative (the README uses ../shared/data): resolve it once here.
+    folder = Path(DATA).resolve() / name
     if not folder.is_dir():
         pytest.skip(f"{folder} does not exist (CNNRS_DATA={DATA})")
     return folder
