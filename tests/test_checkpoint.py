@@ -53,6 +53,16 @@ def test_weights_file_has_exactly_the_state_dict_keys(tmp_path):
     }
 
 
+def test_zero_dimensional_arrays_keep_their_shape(tmp_path):
+    # BatchNorm's num_batches_tracked is 0-d in PyTorch; a (1,) array would not load there.
+    ck.save_checkpoint(
+        tmp_path, {"bn.num_batches_tracked": np.array(7, np.int64)}, {"epoch": 1, "x": np.float32(2)}
+    )
+    loaded = ck.load_checkpoint(tmp_path)
+    assert loaded.weights["bn.num_batches_tracked"].shape == ()
+    assert loaded.weights["bn.num_batches_tracked"] == 7
+
+
 def test_keeps_only_the_newest(tmp_path):
     for epoch in range(1, 5):
         ck.save_checkpoint(tmp_path, weights(epoch), state(epoch), keep=2)

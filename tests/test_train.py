@@ -26,9 +26,10 @@ def tiny_dataset(n, seed):
 
 
 def tiny_model():
-    # Dropout makes the global RNG matter for exact resume.
+    # Dropout makes the global RNG matter for exact resume; BatchNorm adds buffers (a 0-d one too).
     return nn.Sequential(
         nn.Conv2d(1, 4, 3, padding=1),
+        nn.BatchNorm2d(4),
         nn.ReLU(),
         nn.MaxPool2d(2),
         nn.Flatten(),
@@ -153,6 +154,7 @@ def test_weights_load_into_pytorch(tmp_path):
     trainer.fit(1)
     reference = torch.nn.Sequential(
         torch.nn.Conv2d(1, 4, 3, padding=1),
+        torch.nn.BatchNorm2d(4),
         torch.nn.ReLU(),
         torch.nn.MaxPool2d(2),
         torch.nn.Flatten(),

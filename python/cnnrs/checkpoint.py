@@ -108,6 +108,12 @@ def to_numpy(value) -> np.ndarray:
     return np.asarray(value)
 
 
+def _c_order(array: np.ndarray) -> np.ndarray:
+    """C-contiguous, keeping 0-d arrays 0-d (np.ascontiguousarray would make them shape (1,),
+    e.g. BatchNorm's num_batches_tracked, which PyTorch then refuses to load)."""
+    return np.asarray(array, order="C")
+
+
 def _is_array_like(value) -> bool:
     return isinstance(value, np.ndarray) or (hasattr(value, "numpy") and hasattr(value, "shape"))
 
@@ -120,7 +126,7 @@ def flatten_state(obj: Any, arrays: dict[str, np.ndarray], prefix: str = "s") ->
     """
     if _is_array_like(obj):
         key = f"{prefix}.{len(arrays)}"
-        arrays[key] = np.ascontiguousarray(to_numpy(obj))
+        arrays[key] = _c_order(to_numpy(obj))
         return {"__ndarray__": key}
     if isinstance(obj, dict):
         if all(isinstance(k, str) for k in obj):
@@ -168,7 +174,7 @@ def _hashable(key):
 
 def weights_to_bytes(state_dict: dict, config: Optional[dict] = None) -> bytes:
     """safetensors bytes of a state_dict (keys kept as they are), with the model description as metadata."""
-    tensors = {k: np.ascontiguousarray(to_numpy(v)) for k, v in state_dict.items()}
+    tensors = {k: _c_order(to_numpy(v)) for k, v in state_dict.items()}
     metadata = {"format": "np"}
     if config is not None:
         metadata[MODEL_METADATA_KEY] = json.dumps(config, sort_keys=True)

