@@ -8,6 +8,13 @@ MKL_NUM_THREADS and CNNRS_NUM_THREADS, and when any differs from ``--threads``
 it runs itself again in a child interpreter with them set, and returns the
 child's exit status. It also calls ``cnnrs.set_num_threads`` and
 ``torch.set_num_threads``.
+
+OpenMP wait policy: by default the suite also sets OMP_WAIT_POLICY=PASSIVE.
+PyTorch's libgomp otherwise spins after every parallel region; on a machine
+whose cores are shared with other work (this project's 2-core machine) a LeNet-5
+step with 2 threads then took 180 ms instead of 4 ms, which measures the
+machine's load, not PyTorch. cnnrs's rayon workers also sleep when idle.
+``--omp-wait-policy default`` leaves the variable unset (PyTorch's default).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import platform
 import re
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -90,6 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tta-cap", type=float, default=180.0, help="time-to-accuracy: seconds of training per library"
     )
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=("passive", "active", "default"),
+        default="passive",
+        help="OMP_WAIT_POLICY for PyTorch's OpenMP ('default': leave it unset; see benches/README.md)",
+    )
 
 
 def _argv_from_args(args: argparse.Namespace) -> list[str]:
@@ -102,16 +116,27 @@ def _argv_from_args(args: argparse.Namespace) -> list[str]:
         value = getattr(args, option)
         if value:
             argv += [f"--{option}", str(value)]
-    return argv + ["--tta-cap", str(args.tta_cap)]
+    return argv + ["--tta-cap", str(args.tta_cap), "--omp-wait-policy", args.omp_wait_policy]
 
 
-def _thread_environment_ok(threads: int) -> bool:
-    return all(os.environ.get(v) == str(threads) for v in THREAD_VARIABLES)
+def _wanted_environment(threads: int, omp_wait_policy: str) -> dict[str, Optional[str]]:
+    """Variable -> value the run needs (None: must be unset)."""
+    wanted: dict[str, Optional[str]] = {v: str(threads) for v in THREAD_VARIABLES}
+    wanted["OMP_WAIT_POLICY"] = None if omp_wait_policy == "default" else omp_wait_policy.upper()
+    return wanted
+
+
+def _thread_environment_ok(threads: int, omp_wait_policy: str = "passive") -> bool:
+    return all(os.environ.get(k) == v for k, v in _wanted_environment(threads, omp_wait_policy).items())
 
 
 def _rerun_with_threads(args: argparse.Namespace, threads: int) -> int:
     env = dict(os.environ)
-    env.update({v: str(threads) for v in THREAD_VARIABLES})
+    for key, value in _wanted_environment(threads, args.omp_wait_policy).items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
     env[_CHILD_MARK] = "1"
     argv = _argv_from_args(argparse.Namespace(**{**vars(args), "threads": threads}))
     return subprocess.call([sys.executable, "-m", "cnnrs.bench.suite", *argv], env=env)
@@ -140,6 +165,7 @@ def run_metadata(threads: int, quick: bool, argv: list[str]) -> dict:
         "machine": f"{_cpu_model()}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "threads": threads,
+        "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "unset (libgomp default: spin, then sleep)"),
         "load average (1, 5, 15 min)": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "cnnrs": f"{cnnrs.__version__} ({cnnrs._cnnrs.simd_path()}), {cnnrs.get_num_threads()} threads",
         "numpy": numpy.__version__,
@@ -176,7 +202,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the selected cases and print (and save) the table; returns the exit status."""
     threads = args.threads or os.cpu_count() or 1
-    if not args.list and not _thread_environment_ok(threads):
+    if not args.list and not _thread_environment_ok(threads, args.omp_wait_policy):
         if os.environ.get(_CHILD_MARK):
             print("cnnrs bench: could not set the thread environment variables", file=sys.stderr)
             return 2
@@ -209,9 +235,15 @@ def run(args: argparse.Namespace) -> int:
     meta = run_metadata(threads, args.quick, _argv_from_args(args))
     print(_header(meta), flush=True)
     results: list[CaseResult] = []
+    started = time.perf_counter()
     for i, task in enumerate(tasks, 1):
-        print(f"[{i}/{len(tasks)}] {task.name}", file=sys.stderr, flush=True)
+        print(
+            f"[{i}/{len(tasks)}] {time.perf_counter() - started:6.1f} s  {task.name}",
+            file=sys.stderr,
+            flush=True,
+        )
         results += task.run(settings)
+    print(f"cnnrs bench: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     print(format_table(results))
     if args.json:
         save_json(results, meta, args.json)
