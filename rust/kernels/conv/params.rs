@@ -218,61 +218,17 @@ mod tests {
             2,
         );
         assert_eq!(ok.unwrap().y_shape(), [1, 6, 6, 6]);
+        // Only x, weight, stride and groups vary between the rejected cases.
+        let make = |x, w, stride, groups| {
+            Conv2dParams::new("conv2d", x, w, stride, [0; 4], [1, 1], groups)
+        };
         let cases = [
-            Conv2dParams::new(
-                "conv2d",
-                [1, 4, 8, 8],
-                [6, 4, 3, 3],
-                [0, 1],
-                [0; 4],
-                [1, 1],
-                1,
-            ),
-            Conv2dParams::new(
-                "conv2d",
-                [1, 4, 8, 8],
-                [6, 3, 3, 3],
-                [1, 1],
-                [0; 4],
-                [1, 1],
-                1,
-            ),
-            Conv2dParams::new(
-                "conv2d",
-                [1, 4, 8, 8],
-                [6, 2, 3, 3],
-                [1, 1],
-                [0; 4],
-                [1, 1],
-                4,
-            ),
-            Conv2dParams::new(
-                "conv2d",
-                [0, 4, 8, 8],
-                [6, 4, 3, 3],
-                [1, 1],
-                [0; 4],
-                [1, 1],
-                1,
-            ),
-            Conv2dParams::new(
-                "conv2d",
-                [1, 4, 2, 2],
-                [6, 4, 3, 3],
-                [1, 1],
-                [0; 4],
-                [1, 1],
-                1,
-            ),
-            Conv2dParams::new(
-                "conv2d",
-                [usize::MAX / 2, 4, 8, 8],
-                [6, 4, 3, 3],
-                [1, 1],
-                [0; 4],
-                [1, 1],
-                1,
-            ),
+            make([1, 4, 8, 8], [6, 4, 3, 3], [0, 1], 1),
+            make([1, 4, 8, 8], [6, 3, 3, 3], [1, 1], 1),
+            make([1, 4, 8, 8], [6, 2, 3, 3], [1, 1], 4),
+            make([0, 4, 8, 8], [6, 4, 3, 3], [1, 1], 1),
+            make([1, 4, 2, 2], [6, 4, 3, 3], [1, 1], 1),
+            make([usize::MAX / 2, 4, 8, 8], [6, 4, 3, 3], [1, 1], 1),
         ];
         for c in cases {
             assert!(c.is_err(), "{c:?}");
