@@ -5,7 +5,9 @@
 //! reduction: chunk boundaries are fixed by the problem size alone, so results are
 //! bit-identical for any thread count.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
@@ -59,9 +61,52 @@ pub fn pool() -> Arc<ThreadPool> {
     slot().read().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
+/// How long pool workers stay awake after a kernel returns, for the next one.
+///
+/// A parked worker takes tens of microseconds to wake on a quiet VM (hundreds
+/// on a busy one), longer than many of the kernels a training step calls with
+/// a little Python between them; OpenBLAS and OpenMP spin after each call for
+/// the same reason. Half a millisecond covers the Python between the kernels
+/// of a step and costs at most that much of one core per kernel call.
+const KEEP_WARM: Duration = Duration::from_micros(500);
+
+/// Bumped by every outermost `install`: the keep-warm jobs of earlier calls
+/// see the change and return, so their workers pick up the new work at once.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
+
 /// Runs `f` inside the cnnrs pool, so that its `par_iter`s use that pool.
+///
+/// Called from outside the pool (the Python thread), it then keeps
+/// `threads - 1` workers spinning for `KEEP_WARM`: together with the caller
+/// that is one busy thread per core, so the Python between two kernel calls is
+/// not slowed, and the next call finds a worker awake. Nested calls (from
+/// inside a kernel) just run `f` on the pool.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    pool().install(f)
+    let pool = pool();
+    if rayon::current_thread_index().is_some() {
+        return pool.install(f);
+    }
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+    let result = pool.install(f);
+    keep_warm(&pool);
+    result
+}
+
+/// Queues `threads - 1` jobs that spin until `KEEP_WARM` has passed or the
+/// next `install` starts. They hold no data and touch nothing but two atomics
+/// and the clock, so results never depend on them.
+fn keep_warm(pool: &ThreadPool) {
+    let generation = GENERATION.load(Ordering::Acquire);
+    let deadline = Instant::now() + KEEP_WARM;
+    for _ in 1..pool.current_num_threads() {
+        pool.spawn(move || {
+            while GENERATION.load(Ordering::Acquire) == generation && Instant::now() < deadline {
+                for _ in 0..32 {
+                    std::hint::spin_loop();
+                }
+            }
+        });
+    }
 }
 
 pub fn num_threads() -> usize {
