@@ -40,6 +40,28 @@ def test_contenders_alternate_after_warmup():
     assert [len(s) for s in samples.values()] == [FAST.repetitions] * 2
 
 
+def test_settle_pause_precedes_every_sample_and_is_not_timed():
+    events = []
+    clock = FakeClock()
+    clock.step = 1.0
+
+    def sleep(seconds):
+        events.append(("sleep", seconds))
+        clock.now += 100.0  # a pause that, if timed, would dwarf every sample
+
+    runs = {"a": lambda: events.append("a"), "b": lambda: events.append("b")}
+    samples, _ = time_alternating(runs, FAST, clock, settle_s=0.25, sleep=sleep)
+    rounds = FAST.warmup + FAST.repetitions
+    assert events == [("sleep", 0.25), "a", ("sleep", 0.25), "b"] * rounds
+    assert all(s == pytest.approx(1.0) for per_call in samples.values() for s in per_call)
+
+
+def test_gemm_cases_settle_between_samples():
+    from cnnrs.bench import cases_gemm
+
+    assert all(case.settle_s >= 0.1 for case in cases_gemm.cases(quick=True))
+
+
 def test_median_and_advantage_from_fixed_durations():
     clock = FakeClock()
 

@@ -2,6 +2,14 @@
 
 Both write into a preallocated output, so that neither pays an allocation the
 other does not; 2*n^3 flops per call.
+
+OpenBLAS's worker threads spin for about 0.1 s after each call (measured:
+0.105 s of a core's time while the caller sleeps), so a cnnrs sample taken
+right after a numpy sample would share its cores with them. Each sample
+therefore starts after a pause of ``SETTLE_S``, long enough for both
+libraries' threads to go idle: each is timed as if it ran alone, from the same
+starting state (cnnrs's workers have parked too; its first call in a sample
+pays their wake-up, amortised over the sample like OpenBLAS's).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from .timing import Case, Contender
 
 QUICK_SIZES = (64, 256, 1024)
 FULL_SIZES = (64, 128, 256, 512, 1024, 2048)
+SETTLE_S = 0.15
 
 
 def _build(n: int):
@@ -38,4 +47,6 @@ def _build(n: int):
 
 def cases(quick: bool) -> list[Case]:
     sizes = QUICK_SIZES if quick else FULL_SIZES
-    return [Case(f"gemm n={n}", "gemm", "GFLOP/s", 2.0 * n**3 / 1e9, _build(n)) for n in sizes]
+    return [
+        Case(f"gemm n={n}", "gemm", "GFLOP/s", 2.0 * n**3 / 1e9, _build(n), settle_s=SETTLE_S) for n in sizes
+    ]

@@ -56,6 +56,9 @@ class Case:
     work: float
     build: Callable[[], list[Contender]]
     note: str = ""
+    #: Seconds to sleep before each sample, so that no contender's background
+    #: threads are still busy from the previous sample (see ``time_alternating``).
+    settle_s: float = 0.0
 
 
 @dataclass
@@ -135,6 +138,8 @@ def time_alternating(
     settings: Settings,
     clock: Callable[[], float] = time.perf_counter,
     first_call_s: Optional[dict[str, float]] = None,
+    settle_s: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[dict[str, list[float]], dict[str, int]]:
     """Time every callable in ``runs`` alternately: warm-up, then A B A B ... repetitions.
 
@@ -145,11 +150,17 @@ def time_alternating(
     When a round of all contenders would make the case exceed ``max_case_s``,
     the repetitions are lowered, down to 1 for very slow work (the sample
     count is in the results; the report flags cases with few samples).
+    ``settle_s``: a pause before every sample (and warm-up call), for anchors
+    whose worker threads keep spinning after a call returns (OpenBLAS spins
+    about 0.1 s of a core): without it each such anchor would take a core away
+    from whichever contender runs next, and the ratio would measure that.
     """
     one_call: dict[str, float] = dict(first_call_s or {})
     warmup_rounds = settings.warmup - (1 if first_call_s else 0)
     for _ in range(max(0 if first_call_s else 1, warmup_rounds)):
         for name, run in runs.items():
+            if settle_s:
+                sleep(settle_s)
             one_call[name] = _time_calls(run, 1, clock)
     calls = {name: max(1, math.ceil(settings.min_sample_s / max(one_call[name], 1e-9))) for name in runs}
     round_s = sum(calls[name] * one_call[name] for name in runs)
@@ -159,6 +170,8 @@ def time_alternating(
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repetitions):
         for name, run in runs.items():
+            if settle_s:
+                sleep(settle_s)
             samples[name].append(_time_calls(run, calls[name], clock))
     return samples, calls
 
@@ -201,7 +214,7 @@ def measure_case(
             measurements[name].error = _describe(exc)
             del runs[name]
     if runs:
-        samples, calls = time_alternating(runs, settings, clock, first_call_s)
+        samples, calls = time_alternating(runs, settings, clock, first_call_s, settle_s=case.settle_s)
         for name, per_call in samples.items():
             m = measurements[name]
             m.samples = per_call
