@@ -111,6 +111,24 @@ SPECS = {
         {"logits", "target"},
         set(),
     ),
+    "batch_norm_forward": (
+        dict(x=f32(2, 3, 4, 4), weight=f32(3), bias=f32(3), mean=f32(3), var=np.ones(3, np.float32)),
+        lambda x, weight, bias, mean, var: c.batch_norm_forward(x, weight, bias, mean, var),
+        "batch_norm_forward",
+        {},
+        {"weight", "bias", "mean", "var"},
+        set(),
+    ),
+    "batch_norm_backward": (
+        dict(grad_output=f32(2, 3, 4, 4), x=f32(2, 3, 4, 4), mean=f32(3), inv_std=f32(3), weight=f32(3)),
+        lambda grad_output, x, mean, inv_std, weight: c.batch_norm_backward(
+            grad_output, x, mean, inv_std, weight
+        ),
+        "batch_norm_backward",
+        {},
+        {"mean", "inv_std", "weight"},
+        set(),
+    ),
     "sgd_step": (
         dict(params=f32(5), grads=f32(5), momentum_buffers=f32(5)),
         lambda params, grads, momentum_buffers: c.sgd_step(
@@ -641,6 +659,55 @@ CASES = [
         E.LayoutError,
         lambda: (lambda p: c.adam_step([p], [A5], [p], [f32(5)], None, 1, 0.1))(f32(5)),
         ["adam_step", "exp_avgs[0]"],
+    ),
+    # batch norm
+    (
+        "batch norm 1-d input",
+        E.ShapeError,
+        lambda: c.batch_norm_forward(f32(5)),
+        ["batch_norm_forward", "at least 2 dimensions", "[5]"],
+    ),
+    (
+        "batch norm weight length",
+        E.ShapeError,
+        lambda: c.batch_norm_forward(f32(2, 3, 4), f32(4)),
+        ["batch_norm_forward", "weight", "[4]", "[2, 3, 4]", "3 channels"],
+    ),
+    (
+        "batch norm mean without var",
+        E.ArgumentError,
+        lambda: c.batch_norm_forward(f32(2, 3), mean=f32(3)),
+        ["batch_norm_forward", "mean and var"],
+    ),
+    (
+        "batch norm statistics of an empty batch",
+        E.ShapeError,
+        lambda: c.batch_norm_forward(f32(0, 3)),
+        ["batch_norm_forward", "one value per channel", "[0, 3]"],
+    ),
+    (
+        "batch norm negative eps",
+        E.ArgumentError,
+        lambda: c.batch_norm_forward(f32(2, 3), eps=-1.0),
+        ["batch_norm_forward", "eps", "-1"],
+    ),
+    (
+        "batch norm nan eps",
+        E.ArgumentError,
+        lambda: c.batch_norm_forward(f32(2, 3), eps=float("nan")),
+        ["batch_norm_forward", "eps", "NaN"],
+    ),
+    (
+        "batch norm backward shapes differ",
+        E.ShapeError,
+        lambda: c.batch_norm_backward(f32(2, 3, 4), f32(2, 3, 5), f32(3), f32(3)),
+        ["batch_norm_backward", "grad_output", "[2, 3, 4]", "[2, 3, 5]"],
+    ),
+    (
+        "batch norm backward inv_std length",
+        E.ShapeError,
+        lambda: c.batch_norm_backward(f32(2, 3, 4), f32(2, 3, 4), f32(3), f32(2)),
+        ["batch_norm_backward", "inv_std", "[2]", "3 channels"],
     ),
     # runtime
     ("zero threads", E.ArgumentError, lambda: c.set_num_threads(0), ["set_num_threads", "0"]),

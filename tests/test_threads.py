@@ -92,6 +92,11 @@ def _run_every_kernel(d):
     biased = d["pool_x"].copy()
     c.bias_add_(biased, d["pool_x"][0, :, 0, 0].copy())
     out["bias_add"] = biased
+    bn_w, bn_b = d["pool_x"][0, :, 0, 0].copy(), d["pool_x"][1, :, 0, 0].copy()
+    out["bn"], bn_mean, out["bn_var"], bn_inv = c.batch_norm_forward(d["pool_x"], bn_w, bn_b)
+    out["bn_dx"], out["bn_dw"], out["bn_db"] = c.batch_norm_backward(
+        d["pool_x"] * 0.5, d["pool_x"], bn_mean, bn_inv, bn_w
+    )
     out["ce"], out["ce_grad"] = c.cross_entropy(d["logits"], d["target"], label_smoothing=0.1)
     p, buf = d["big"].copy(), np.zeros_like(d["big"])
     for step in range(2):
@@ -136,6 +141,8 @@ KERNELS = {
     "relu_backward",
     "bias_add_",
     "cross_entropy",
+    "batch_norm_forward",
+    "batch_norm_backward",
     "sgd_step",
     "adam_step",
 }

@@ -108,6 +108,29 @@ def relu_backward(grad_output: F32, output: F32) -> F32: ...
 def bias_add_(y: F32, bias: F32) -> None:
     """y[:, c, ...] += bias[c], in place."""
 
+def batch_norm_forward(
+    x: F32,
+    weight: Optional[F32] = None,
+    bias: Optional[F32] = None,
+    mean: Optional[F32] = None,
+    var: Optional[F32] = None,
+    eps: float = 1e-5,
+) -> tuple[F32, F32, F32, F32]:
+    """(y, mean, var, inv_std) of batch norm over all axes but 1 of x (N, C, ...).
+
+    Without mean/var the batch statistics are used (var biased); with both, those."""
+
+def batch_norm_backward(
+    grad_output: F32,
+    x: F32,
+    mean: F32,
+    inv_std: F32,
+    weight: Optional[F32] = None,
+    training: bool = True,
+    need_input: bool = True,
+) -> tuple[Optional[F32], F32, F32]:
+    """(grad_input or None, grad_weight, grad_bias); training: mean/inv_std were x's own."""
+
 def cross_entropy(
     logits: F32,
     target: I64,

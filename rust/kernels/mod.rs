@@ -7,6 +7,7 @@ pub mod conv;
 pub mod elementwise;
 pub mod gemm;
 pub mod loss;
+pub mod norm;
 pub mod optim;
 pub mod pool;
 pub mod simd;

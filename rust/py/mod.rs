@@ -6,6 +6,7 @@ mod arrays;
 mod conv;
 mod errors;
 mod linalg;
+mod norm;
 mod optim;
 mod pool;
 mod runtime;
@@ -26,6 +27,8 @@ fn _cnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(activation::relu_backward, m)?)?;
     m.add_function(wrap_pyfunction!(activation::bias_add_, m)?)?;
     m.add_function(wrap_pyfunction!(activation::cross_entropy, m)?)?;
+    m.add_function(wrap_pyfunction!(norm::batch_norm_forward, m)?)?;
+    m.add_function(wrap_pyfunction!(norm::batch_norm_backward, m)?)?;
     m.add_function(wrap_pyfunction!(optim::sgd_step, m)?)?;
     m.add_function(wrap_pyfunction!(optim::adam_step, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::set_num_threads, m)?)?;

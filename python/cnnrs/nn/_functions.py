@@ -219,52 +219,37 @@ class BatchNormFn(Function):
     """Batch normalisation over all axes but 1 (channels), from batch statistics or given ones.
 
     ``mean`` / ``var`` given: evaluation with running statistics. Otherwise the
-    batch statistics are used and stored in ``self.batch_mean`` / ``batch_var``.
-    The affine map is folded per channel (y = x * scale + shift) so that forward and
-    backward each make as few full passes over the activations as possible.
+    batch statistics are used and stored in ``self.batch_mean`` / ``batch_var``
+    (biased variance). Forward and backward are one kernel call each: a channel
+    at a time, statistics, normalisation and gradient sums in one visit of its
+    data, sums in float64.
     """
 
     def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5):
-        axes = (0,) + tuple(range(2, x.ndim))
-        shape = (1, -1) + (1,) * (x.ndim - 2)
+        x = _f32(x)
         self.training = mean is None
+        weight = None if weight is None else _f32(weight)
+        bias = None if bias is None else _f32(bias)
+        if not self.training:
+            mean, var = _f32(mean), _f32(var)
+        out, batch_mean, batch_var, inv_std = _cnnrs.batch_norm_forward(
+            x, weight, bias, mean, var, float(eps)
+        )
         if self.training:
-            mean = x.mean(axis=axes, dtype=F32)
-            var = x.var(axis=axes, dtype=F32)
-            self.batch_mean, self.batch_var = mean, var
-        inv_std = (1.0 / np.sqrt(var + F32(eps))).astype(F32)
-        scale = inv_std if weight is None else inv_std * weight
-        shift = -mean * scale if bias is None else bias - mean * scale
-        self.x, self.mean, self.inv_std, self.scale = x, mean, inv_std, scale
-        self.axes, self.shape = axes, shape
-        out = x * scale.reshape(shape)
-        out += shift.reshape(shape)
+            self.batch_mean, self.batch_var = batch_mean, batch_var
+        self.x, self.mean, self.inv_std, self.weight = x, batch_mean, inv_std, weight
         return out
 
     def backward(self, g):
-        axes, shape = self.axes, self.shape
         needs = self.needs_input_grad
-        need_stats = self.training and needs[0]
-        sum_g = g.sum(axis=axes) if need_stats or (len(needs) > 2 and needs[2]) else None
-        sum_g_xhat = centered = None
-        if need_stats or (len(needs) > 1 and needs[1]):
-            # Centre first: sum(g * x) - mean * sum(g) would cancel badly when |mean| >> std.
-            centered = self.x - self.mean.reshape(shape)
-            sum_g_xhat = self.inv_std * (g * centered).sum(axis=axes)
-        gx = None
-        if needs[0]:
-            gx = g * self.scale.reshape(shape)
-            if self.training:
-                # gx = scale * (g - mean(g) - x_hat * mean(g * x_hat)), x_hat = centered * inv_std
-                m = g.size // g.shape[1]
-                centered *= (-self.scale * sum_g_xhat * self.inv_std / m).reshape(shape)
-                gx += centered
-                gx += (-self.scale * sum_g / m).reshape(shape)
+        gx, grad_weight, grad_bias = _cnnrs.batch_norm_backward(
+            _f32(g), self.x, self.mean, self.inv_std, self.weight, self.training, needs[0]
+        )
         grads = [gx]
         if len(needs) > 1:
-            grads.append(sum_g_xhat if needs[1] else None)
+            grads.append(grad_weight if needs[1] else None)
         if len(needs) > 2:
-            grads.append(sum_g if needs[2] else None)
+            grads.append(grad_bias if needs[2] else None)
         return tuple(grads) if len(grads) > 1 else gx
 
 

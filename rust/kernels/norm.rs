@@ -1,0 +1,538 @@
+//! Batch normalisation over all axes but the channel axis, forward and backward.
+//!
+//! The input is viewed as (batch, channels, inner): `inner` is H*W for 2-d
+//! batch norm and 1 for 1-d. Each channel is one task: its statistics, its
+//! normalisation and its gradient sums touch only that channel's elements, so
+//! a channel's data (batch x inner floats, 256 KiB for VGG's widest layer at
+//! batch 64) is read from cache by the passes after the first. The sums are
+//! accumulated in f64 in a fixed order per channel, so results do not depend
+//! on the thread count and the variance does not lose digits when |mean| is
+//! large against the standard deviation.
+
+use rayon::prelude::*;
+
+use crate::kernels::simd;
+use crate::threading::{self, PARALLEL_MIN_FLOPS};
+
+/// The (batch, channels, inner) view of one batch-norm call.
+#[derive(Clone, Copy, Debug)]
+pub struct NormShape {
+    pub batch: usize,
+    pub channels: usize,
+    pub inner: usize,
+}
+
+impl NormShape {
+    /// Elements per channel (the reduction length).
+    pub fn count(&self) -> usize {
+        self.batch * self.inner
+    }
+
+    pub fn len(&self) -> usize {
+        self.batch * self.channels * self.inner
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `inner`-long runs of channel `c`, one per sample, as ranges into the array.
+    fn runs(&self, c: usize) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        (0..self.batch).map(move |n| {
+            let start = (n * self.channels + c) * self.inner;
+            start..start + self.inner
+        })
+    }
+}
+
+/// Per-channel results of the forward pass.
+pub struct ChannelStats<'a> {
+    pub mean: &'a mut [f32],
+    /// Biased variance (divided by the count), as the normalisation uses.
+    pub var: &'a mut [f32],
+    pub inv_std: &'a mut [f32],
+}
+
+/// f64 accumulators per sum: 16 independent chains (4 ymm registers with
+/// AVX2) keep the adds' latency hidden. Fixed order, so deterministic.
+const LANES: usize = 16;
+
+/// Adds the lanes in a fixed pairwise order.
+#[inline(always)]
+fn reduce(acc: [f64; LANES]) -> f64 {
+    let mut v = acc;
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            v[i] += v[i + width];
+        }
+    }
+    v[0]
+}
+
+/// (sum of x, sum of (x - centre)^2, sum of g, sum of g * (x - centre)): the
+/// four sums the passes need, each only when asked (`WANT` bits), so that one
+/// generic body serves both the plain and the AVX2 compilation.
+#[inline(always)]
+fn sums_generic<const WANT: u8>(x: &[f32], g: &[f32], centre: f64) -> [f64; 4] {
+    let mut acc = [[0.0f64; LANES]; 4];
+    let n = x.len() / LANES * LANES;
+    for (i, xs) in x[..n].chunks_exact(LANES).enumerate() {
+        let gs = if WANT & 0b1100 != 0 {
+            &g[i * LANES..][..LANES]
+        } else {
+            xs
+        };
+        for l in 0..LANES {
+            let (xv, d) = (xs[l] as f64, xs[l] as f64 - centre);
+            if WANT & 0b0001 != 0 {
+                acc[0][l] += xv;
+            }
+            if WANT & 0b0010 != 0 {
+                acc[1][l] += d * d;
+            }
+            if WANT & 0b0100 != 0 {
+                acc[2][l] += gs[l] as f64;
+            }
+            if WANT & 0b1000 != 0 {
+                acc[3][l] += gs[l] as f64 * d;
+            }
+        }
+    }
+    // The tail in its own sums, added last: the AVX2 version does the same.
+    let mut tail = [0.0f64; 4];
+    for i in n..x.len() {
+        let (xv, d) = (x[i] as f64, x[i] as f64 - centre);
+        if WANT & SUM_X != 0 {
+            tail[0] += xv;
+        }
+        if WANT & SUM_SQ_DEV != 0 {
+            tail[1] += d * d;
+        }
+        if WANT & SUM_G_AND_G_DEV != 0 {
+            tail[2] += g[i] as f64;
+            tail[3] += g[i] as f64 * d;
+        }
+    }
+    let mut out = acc.map(reduce);
+    for (o, t) in out.iter_mut().zip(tail) {
+        *o += t;
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::needless_range_loop)] // q indexes four accumulator arrays and the load offset
+unsafe fn sums_avx2<const WANT: u8>(x: &[f32], g: &[f32], centre: f64) -> [f64; 4] {
+    use std::arch::x86_64::*;
+    let n = x.len() / LANES * LANES;
+    let c = _mm256_set1_pd(centre);
+    let mut acc = [[_mm256_setzero_pd(); LANES / 4]; 4];
+    for i in (0..n).step_by(LANES) {
+        for q in 0..LANES / 4 {
+            // SAFETY: i + 4q + 4 <= n <= x.len() (and g.len() when g is read).
+            let xv = _mm256_cvtps_pd(_mm_loadu_ps(x.as_ptr().add(i + 4 * q)));
+            let d = _mm256_sub_pd(xv, c);
+            if WANT & SUM_X != 0 {
+                acc[0][q] = _mm256_add_pd(acc[0][q], xv);
+            }
+            if WANT & SUM_SQ_DEV != 0 {
+                acc[1][q] = _mm256_add_pd(acc[1][q], _mm256_mul_pd(d, d));
+            }
+            if WANT & SUM_G_AND_G_DEV != 0 {
+                let gv = _mm256_cvtps_pd(_mm_loadu_ps(g.as_ptr().add(i + 4 * q)));
+                acc[2][q] = _mm256_add_pd(acc[2][q], gv);
+                acc[3][q] = _mm256_add_pd(acc[3][q], _mm256_mul_pd(gv, d));
+            }
+        }
+    }
+    let mut out = [0.0; 4];
+    for (o, vectors) in out.iter_mut().zip(&acc) {
+        let mut lanes = [0.0f64; LANES];
+        for (q, v) in vectors.iter().enumerate() {
+            _mm256_storeu_pd(lanes.as_mut_ptr().add(4 * q), *v);
+        }
+        *o = reduce(lanes);
+    }
+    let tail = sums_generic::<WANT>(
+        &x[n..],
+        if WANT & SUM_G_AND_G_DEV != 0 {
+            &g[n..]
+        } else {
+            &[]
+        },
+        centre,
+    );
+    for (o, t) in out.iter_mut().zip(tail) {
+        *o += t;
+    }
+    out
+}
+
+/// `sums_generic`, compiled for AVX2 when the CPU has it. Both compilations
+/// do the same f64 operations in the same order (Rust never fuses a multiply
+/// and an add on its own), so they give the same bits.
+fn sums<const WANT: u8>(x: &[f32], g: &[f32], centre: f64) -> [f64; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if simd::use_avx2_fma() {
+        // SAFETY: the CPU has AVX2 (checked at run time).
+        return unsafe { sums_avx2::<WANT>(x, g, centre) };
+    }
+    sums_generic::<WANT>(x, g, centre)
+}
+
+/// dst = src * scale + shift (the forward's write pass).
+#[inline(always)]
+fn affine_generic(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
+    for (o, &v) in dst.iter_mut().zip(src) {
+        *o = v * scale + shift;
+    }
+}
+
+/// dst = g * scale + ((x - mean) * k_x + k_0) (the backward's write pass).
+#[inline(always)]
+fn grad_generic(dst: &mut [f32], g: &[f32], x: &[f32], [scale, mean, k_x, k_0]: [f32; 4]) {
+    for ((o, &gv), &xv) in dst.iter_mut().zip(g).zip(x) {
+        *o = gv * scale + ((xv - mean) * k_x + k_0);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn affine_avx2(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
+    affine_generic(dst, src, scale, shift)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn grad_avx2(dst: &mut [f32], g: &[f32], x: &[f32], k: [f32; 4]) {
+    grad_generic(dst, g, x, k)
+}
+
+/// The write passes, compiled for AVX2 when the CPU has it (8 lanes instead
+/// of 4; the same element-wise operations, so the same bits).
+fn affine(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if simd::use_avx2_fma() {
+        // SAFETY: the CPU has AVX2 (checked at run time).
+        return unsafe { affine_avx2(dst, src, scale, shift) };
+    }
+    affine_generic(dst, src, scale, shift)
+}
+
+fn grad(dst: &mut [f32], g: &[f32], x: &[f32], k: [f32; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd::use_avx2_fma() {
+        // SAFETY: the CPU has AVX2 (checked at run time).
+        return unsafe { grad_avx2(dst, g, x, k) };
+    }
+    grad_generic(dst, g, x, k)
+}
+
+const SUM_X: u8 = 0b0001;
+const SUM_SQ_DEV: u8 = 0b0010;
+const SUM_G_AND_G_DEV: u8 = 0b1100;
+
+/// Runs `per_channel(c)` for every channel, on the pool when the array is
+/// large. Each channel is computed by one thread in a fixed order, so the
+/// split never changes a result.
+fn for_each_channel<T: Send>(
+    shape: &NormShape,
+    per_channel: impl Fn(usize) -> T + Sync + Send,
+) -> Vec<T> {
+    // About 4 flops per element over the passes of a channel.
+    if 4 * shape.len() < PARALLEL_MIN_FLOPS || threading::single_threaded() || shape.channels < 2 {
+        (0..shape.channels).map(per_channel).collect()
+    } else {
+        threading::install(|| {
+            (0..shape.channels)
+                .into_par_iter()
+                .map(&per_channel)
+                .collect()
+        })
+    }
+}
+
+/// The output pointer shared by the channel tasks, which write disjoint elements.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: each channel task writes only the elements of its own channel.
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The run `range` of the output.
+    ///
+    /// SAFETY: `range` lies inside the output and no other task uses it now.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn run(&self, range: std::ops::Range<usize>) -> &mut [f32] {
+        std::slice::from_raw_parts_mut(self.0.add(range.start), range.len())
+    }
+}
+
+/// y = (x - mean) * inv_std * weight + bias per channel, folded into
+/// y = x * scale + shift. With `given` = Some((mean, var)) those statistics are
+/// used (evaluation); otherwise the batch's own mean and biased variance,
+/// which are written to `stats` with `inv_std = 1 / sqrt(var + eps)`.
+/// `x` and `y` have `shape.len()` elements; weight and bias `channels`.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_forward(
+    shape: &NormShape,
+    x: &[f32],
+    weight: Option<&[f32]>,
+    bias: Option<&[f32]>,
+    given: Option<(&[f32], &[f32])>,
+    eps: f32,
+    y: &mut [f32],
+    stats: ChannelStats,
+) {
+    let out = OutPtr(y.as_mut_ptr());
+    let count = shape.count() as f64;
+    let per_channel = |c: usize| {
+        let (mean, var) = match given {
+            Some((m, v)) => (m[c], v[c]),
+            None => {
+                let mean = shape
+                    .runs(c)
+                    .map(|r| sums::<SUM_X>(&x[r], &[], 0.0)[0])
+                    .sum::<f64>()
+                    / count;
+                let var = shape
+                    .runs(c)
+                    .map(|r| sums::<SUM_SQ_DEV>(&x[r], &[], mean)[1])
+                    .sum::<f64>()
+                    / count;
+                (mean as f32, var as f32)
+            }
+        };
+        let inv_std = 1.0 / (var + eps).sqrt();
+        let scale = weight.map_or(inv_std, |w| inv_std * w[c]);
+        let shift = bias.map_or(0.0, |b| b[c]) - mean * scale;
+        for r in shape.runs(c) {
+            // SAFETY: the runs of channel `c` belong to this task alone.
+            let dst = unsafe { out.run(r.clone()) };
+            affine(dst, &x[r], scale, shift);
+        }
+        (mean, var, inv_std)
+    };
+    let results = for_each_channel(shape, per_channel);
+    for (c, (mean, var, inv_std)) in results.into_iter().enumerate() {
+        stats.mean[c] = mean;
+        stats.var[c] = var;
+        stats.inv_std[c] = inv_std;
+    }
+}
+
+/// Gradients of `batch_norm_forward` given the forward's x, mean and inv_std
+/// and the weight (None: 1). Writes grad_x (when `gx` is given) and the
+/// per-channel sums grad_weight = sum(g * x_hat) and grad_bias = sum(g).
+///
+/// `training`: the statistics were the batch's own, so they depend on x and
+/// grad_x = scale * (g - mean(g) - x_hat * mean(g * x_hat)); otherwise
+/// (evaluation statistics) grad_x = scale * g.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    shape: &NormShape,
+    g: &[f32],
+    x: &[f32],
+    mean: &[f32],
+    inv_std: &[f32],
+    weight: Option<&[f32]>,
+    training: bool,
+    gx: Option<&mut [f32]>,
+    grad_weight: &mut [f32],
+    grad_bias: &mut [f32],
+) {
+    let out = gx.map(|v| OutPtr(v.as_mut_ptr()));
+    let count = shape.count() as f32;
+    let per_channel = |c: usize| {
+        let m = mean[c] as f64;
+        let (sum_g, sum_g_dev) = shape
+            .runs(c)
+            .map(|r| {
+                let s = sums::<SUM_G_AND_G_DEV>(&x[r.clone()], &g[r], m);
+                (s[2], s[3])
+            })
+            .fold((0.0, 0.0), |(a, b), (s, t)| (a + s, b + t));
+        let (sum_g, sum_g_xhat) = (sum_g as f32, (sum_g_dev * inv_std[c] as f64) as f32);
+        if let Some(out) = out {
+            let scale = weight.map_or(inv_std[c], |w| inv_std[c] * w[c]);
+            // gx = g * scale + (x - mean) * k_x + k_0 (k_x = k_0 = 0 in evaluation).
+            let (k_x, k_0) = if training {
+                (
+                    -scale * sum_g_xhat * inv_std[c] / count,
+                    -scale * sum_g / count,
+                )
+            } else {
+                (0.0, 0.0)
+            };
+            let mean = mean[c];
+            for r in shape.runs(c) {
+                // SAFETY: the runs of channel `c` belong to this task alone.
+                let dst = unsafe { out.run(r.clone()) };
+                grad(dst, &g[r.clone()], &x[r], [scale, mean, k_x, k_0]);
+            }
+        }
+        (sum_g_xhat, sum_g)
+    };
+    let results = for_each_channel(shape, per_channel);
+    for (c, (gw, gb)) in results.into_iter().enumerate() {
+        grad_weight[c] = gw;
+        grad_bias[c] = gb;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(batch: usize, channels: usize, inner: usize) -> NormShape {
+        NormShape {
+            batch,
+            channels,
+            inner,
+        }
+    }
+
+    fn data(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                ((i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8) as f32
+                    / (1 << 24) as f32
+                    * 4.0
+                    - 1.5
+            })
+            .collect()
+    }
+
+    /// Forward by definition in f64: (mean, biased var, y).
+    fn reference(
+        s: &NormShape,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+        eps: f64,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+        let mut y = vec![0.0; s.len()];
+        let (mut means, mut vars) = (vec![], vec![]);
+        for c in 0..s.channels {
+            let vals: Vec<f64> = s
+                .runs(c)
+                .flat_map(|r| x[r].iter().map(|&v| v as f64))
+                .collect();
+            let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+            let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64;
+            for r in s.runs(c) {
+                for i in r {
+                    y[i] = (x[i] as f64 - mean) / (var + eps).sqrt() * w[c] as f64 + b[c] as f64;
+                }
+            }
+            means.push(mean);
+            vars.push(var);
+        }
+        (means, vars, y)
+    }
+
+    fn forward(
+        s: &NormShape,
+        x: &[f32],
+        w: &[f32],
+        b: &[f32],
+    ) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+        let c = s.channels;
+        let (mut y, mut mean, mut var, mut inv) = (
+            vec![f32::NAN; s.len()],
+            vec![0.0; c],
+            vec![0.0; c],
+            vec![0.0; c],
+        );
+        let stats = ChannelStats {
+            mean: &mut mean,
+            var: &mut var,
+            inv_std: &mut inv,
+        };
+        batch_norm_forward(s, x, Some(w), Some(b), None, 1e-5, &mut y, stats);
+        (y, mean, var, inv)
+    }
+
+    #[test]
+    fn forward_matches_the_definition() {
+        for s in [
+            shape(3, 4, 5),
+            shape(2, 1, 1),
+            shape(64, 3, 1),
+            shape(5, 7, 33),
+        ] {
+            let x: Vec<f32> = data(s.len(), 1).iter().map(|v| v + 100.0).collect(); // |mean| >> std
+            let (w, b) = (data(s.channels, 2), data(s.channels, 3));
+            let (y, mean, var, _) = forward(&s, &x, &w, &b);
+            let (rm, rv, ry) = reference(&s, &x, &w, &b, 1e-5);
+            for c in 0..s.channels {
+                assert!((mean[c] as f64 - rm[c]).abs() < 1e-4, "{s:?} mean");
+                assert!(
+                    (var[c] as f64 - rv[c]).abs() < 1e-5 * rv[c].max(1.0),
+                    "{s:?} var"
+                );
+            }
+            for (a, r) in y.iter().zip(&ry) {
+                assert!(
+                    (*a as f64 - r).abs() < 2e-3 * r.abs().max(1.0),
+                    "{s:?}: {a} vs {r}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn backward_matches_finite_differences_of_a_weighted_sum() {
+        let s = shape(3, 2, 4);
+        let x = data(s.len(), 5);
+        let (w, b) = (data(2, 6), data(2, 7));
+        let g = data(s.len(), 8);
+        let (_, mean, _, inv) = forward(&s, &x, &w, &b);
+        let (mut gx, mut gw, mut gb) = (vec![f32::NAN; s.len()], vec![0.0; 2], vec![0.0; 2]);
+        batch_norm_backward(
+            &s,
+            &g,
+            &x,
+            &mean,
+            &inv,
+            Some(&w),
+            true,
+            Some(&mut gx),
+            &mut gw,
+            &mut gb,
+        );
+        // loss = sum(g * y) in f64; central differences on each x and weight.
+        let loss = |x: &[f32], w: &[f32], b: &[f32]| -> f64 {
+            let (_, _, y) = reference(&s, x, w, b, 1e-5);
+            y.iter().zip(&g).map(|(y, g)| y * *g as f64).sum()
+        };
+        let h = 1e-2f32;
+        for i in 0..s.len() {
+            let (mut xp, mut xm) = (x.clone(), x.clone());
+            xp[i] += h;
+            xm[i] -= h;
+            let fd = (loss(&xp, &w, &b) - loss(&xm, &w, &b)) / (xp[i] - xm[i]) as f64;
+            assert!(
+                (gx[i] as f64 - fd).abs() < 2e-3 * fd.abs().max(1.0),
+                "gx[{i}] {} vs {fd}",
+                gx[i]
+            );
+        }
+        for c in 0..2 {
+            let (mut wp, mut wm) = (w.clone(), w.clone());
+            wp[c] += h;
+            wm[c] -= h;
+            let fd = (loss(&x, &wp, &b) - loss(&x, &wm, &b)) / (wp[c] - wm[c]) as f64;
+            assert!(
+                (gw[c] as f64 - fd).abs() < 2e-3 * fd.abs().max(1.0),
+                "gw[{c}]"
+            );
+            let sum_g: f64 = s.runs(c).flat_map(|r| g[r].iter().map(|&v| v as f64)).sum();
+            assert!((gb[c] as f64 - sum_g).abs() < 1e-4, "gb[{c}]");
+        }
+    }
+}
