@@ -121,6 +121,11 @@ EDGE_CASES = [
     Case(2, 16, (8, 8), 16, (3, 3), padding=(1, 1, 1, 1)),  # short reductions, several images per GEMM
     Case(2, 64, (17, 19), 8, (3, 3), padding=(1, 1, 1, 1)),  # grad input in pixel tiles, last one partial
     Case(1, 128, (21, 23), 4, (3, 3), stride=(2, 1), padding=(1, 1, 1, 1)),  # tiles across output rows
+    # Stride 1, "same"-like padding: grad input computed as a forward conv of dy with flipped kernels.
+    Case(2, 4, (7, 6), 6, (4, 2), padding=(2, 1, 0, 1)),  # even kernel, asymmetric 'same' padding
+    Case(3, 6, (5, 9), 4, (3, 3), padding=(1, 1, 1, 1), groups=2),  # grouped
+    Case(2, 3, (33, 35), 5, (3, 3), padding=(1, 1, 1, 1)),  # large planes, one image per GEMM
+    Case(2, 5, (6, 6), 3, (3, 3), padding=(2, 0, 1, 1)),  # pads k-1 and 0 on opposite sides
 ]
 
 

@@ -233,6 +233,11 @@ pub(crate) mod tests {
             params([4, 4], [4, 4], [1, 1], [0; 4], [1, 1]),
             params([1, 1], [3, 3], [5, 5], [1, 1, 1, 1], [1, 1]),
             params([3, 11], [1, 5], [3, 1], [0, 0, 5, 6], [1, 2]),
+            // Unit stride (the direct packing path): runs longer than a strip,
+            // runs entirely in the padding, a padded 1x1 kernel.
+            params([6, 21], [3, 3], [1, 1], [0, 2, 1, 3], [1, 1]),
+            params([3, 17], [2, 5], [1, 1], [3, 0, 6, 0], [1, 1]),
+            params([2, 2], [1, 1], [1, 1], [1, 1, 1, 1], [1, 1]),
         ]
     }
 

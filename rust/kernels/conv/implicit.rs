@@ -6,7 +6,7 @@ use std::ops::Range;
 
 use super::im2col::{copy_block, gather_row};
 use super::params::Conv2dParams;
-use crate::kernels::gemm::{PackB, NR};
+use crate::kernels::gemm::{pack_transposed_strip, PackB, NR};
 
 /// The im2col matrices of consecutive images of one group, side by side:
 /// column `q` is pixel `q % out_plane` of image `images.start + q / out_plane`.
@@ -119,13 +119,12 @@ impl PackB for Im2colTransposed<'_> {
                         column[..len].fill(0.0); // padding of the last strip
                     }
                 }
-                let rows = strip[p0 * NR..(p0 + len) * NR].chunks_exact_mut(NR);
-                for (p, row) in rows.enumerate() {
-                    let row: &mut [f32; NR] = row.try_into().expect("NR floats");
-                    for (v, column) in row.iter_mut().zip(&columns) {
-                        *v = column[p];
-                    }
-                }
+                pack_transposed_strip(
+                    columns.as_flattened(),
+                    PACK_ROWS,
+                    len,
+                    &mut strip[p0 * NR..(p0 + len) * NR],
+                );
             }
         }
     }

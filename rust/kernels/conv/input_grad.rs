@@ -24,6 +24,11 @@ const MIN_GEMM_COLS: usize = 512;
 
 /// dx = d(loss)/dx given dy. `dx` has shape `p.x_shape()`.
 pub fn conv2d_backward_input(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    if let Some(transposed) = as_forward_problem(p) {
+        let w_flipped = flip_and_swap_channels(p, w);
+        super::forward::conv2d_forward(&transposed, dy, &w_flipped, None, false, dx);
+        return;
+    }
     let (k, n, cog) = (p.k_size(), p.out_plane(), p.c_out_per_group());
     let per_gemm = if p.is_pointwise() {
         1 // the GEMM writes dx directly, one image at a time
@@ -60,6 +65,66 @@ pub fn conv2d_backward_input(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [
             step(&mut buffers, item);
         }
     }
+}
+
+/// With stride 1 and dilation 1 the input gradient is itself a convolution:
+/// dx[ci, iy, ix] = sum over co, ky, kx of w[co, ci, ky, kx] *
+/// dy[co, iy + pad_top - ky, ix + pad_left - kx], i.e. dy zero-padded by
+/// k - 1 - pad on each side, correlated with the kernels flipped in both axes
+/// and with input and output channels swapped. Computed that way it is one
+/// forward pass (implicit im2col GEMMs, no dcols buffer and no col2im scatter).
+/// Returns that forward problem, or None where it does not apply (strides or
+/// dilations, a padding of k or more on a side, 1x1 kernels without padding,
+/// whose plain-GEMM path is already direct) or would cost more: its GEMMs
+/// multiply over the whole padded dy, so with little padding in the forward
+/// pass (LeNet's 5x5 "valid" layer: 14x14 inputs, 10x10 outputs) they would
+/// do twice the work of the col2im path, mostly on zeros.
+fn as_forward_problem(p: &Conv2dParams) -> Option<Conv2dParams> {
+    if p.stride != [1, 1] || p.dilation != [1, 1] || p.is_pointwise() {
+        return None;
+    }
+    // Work ratio of the two ways: input pixels / output pixels (at most 5/4).
+    if 4 * p.in_plane() > 5 * p.out_plane() {
+        return None;
+    }
+    let [top, bottom, left, right] = p.padding;
+    let pads = [
+        (p.kh - 1).checked_sub(top)?,
+        (p.kh - 1).checked_sub(bottom)?,
+        (p.kw - 1).checked_sub(left)?,
+        (p.kw - 1).checked_sub(right)?,
+    ];
+    let transposed = Conv2dParams::new(
+        "conv2d_backward",
+        [p.batch, p.c_out, p.out_h, p.out_w],
+        [p.c_in, p.c_out_per_group(), p.kh, p.kw],
+        [1, 1],
+        pads,
+        [1, 1],
+        p.groups,
+    )
+    .ok()?;
+    debug_assert_eq!(transposed.y_shape(), p.x_shape());
+    Some(transposed)
+}
+
+/// w' with w'[g*cig + i, o, ky, kx] = w[g*cog + o, i, kh-1-ky, kw-1-kx]: the
+/// kernels of the forward problem of [`as_forward_problem`].
+fn flip_and_swap_channels(p: &Conv2dParams, w: &[f32]) -> Vec<f32> {
+    let (cig, cog, khw) = (p.c_in_per_group(), p.c_out_per_group(), p.kh * p.kw);
+    let mut flipped = vec![0.0; w.len()];
+    for g in 0..p.groups {
+        for o in 0..cog {
+            for i in 0..cig {
+                let src = &w[((g * cog + o) * cig + i) * khw..][..khw];
+                let dst = &mut flipped[((g * cig + i) * cog + o) * khw..][..khw];
+                for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                    *d = *s;
+                }
+            }
+        }
+    }
+    flipped
 }
 
 /// W_g^T (K x C_out/g, row-major) of every group, one after the other. Made

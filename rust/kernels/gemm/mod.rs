@@ -43,7 +43,7 @@ mod tile;
 mod tests;
 
 pub use blocking::{MR, NR};
-pub use pack::PackB;
+pub use pack::{pack_transposed_strip, PackB};
 
 /// A read-only matrix view with arbitrary row and column strides: a transpose is
 /// a stride swap, so no op ever copies a matrix just to transpose it.

@@ -105,6 +105,26 @@ impl PackB for MatRef<'_> {
     }
 }
 
+/// Writes one full NR-wide strip of packed B from NR contiguous columns:
+/// column `jj` is `src[jj * col_stride ..][..kc]` and `strip[p * NR + jj]`
+/// receives its element `p` (`strip.len() == kc * NR`). AVX2 8 x 8 register
+/// transposes when the CPU has them; the same values either way.
+pub fn pack_transposed_strip(src: &[f32], col_stride: usize, kc: usize, strip: &mut [f32]) {
+    assert!(kc == 0 || src.len() >= (NR - 1) * col_stride + kc);
+    assert_eq!(strip.len(), kc * NR);
+    #[cfg(target_arch = "x86_64")]
+    if transposed_pack_in_simd() {
+        // SAFETY: AVX2 is available; the function checks its slice bounds.
+        unsafe { super::avx2::pack_b_transposed_strip(src, col_stride, kc, strip) };
+        return;
+    }
+    for (p, row) in strip.chunks_exact_mut(NR).enumerate() {
+        for (jj, v) in row.iter_mut().enumerate() {
+            *v = src[jj * col_stride + p];
+        }
+    }
+}
+
 /// Whether the AVX2 transposing packer can be used.
 fn transposed_pack_in_simd() -> bool {
     cfg!(target_arch = "x86_64") && crate::kernels::simd::use_avx2_fma()
