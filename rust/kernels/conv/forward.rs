@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::implicit::{Im2colImages, Im2colMatrix};
+use super::implicit::{with_forward_cols, Im2colImages};
 use super::params::Conv2dParams;
 use super::Plan;
 use crate::kernels::gemm::{Epilogue, MatRef};
@@ -81,17 +81,17 @@ fn forward_images(
             row_bias: bias.map(|b| &b[g * cog..][..cog]),
             relu,
         };
-        let cols = Im2colMatrix(Im2colImages {
+        let cols = Im2colImages {
             p,
             x,
             images: images.clone(),
             group: g,
-        });
+        };
         if images.len() > 1 {
             // Rows of C are the channel planes of the images side by side.
             let width = images.len() * n;
             let c = &mut scratch[..cog * width];
-            plan.gemm(a, &cols, 0.0, c, width, &epilogue);
+            with_forward_cols(cols, |b| plan.gemm(a, b, 0.0, c, width, &epilogue));
             for (j, y_img) in y_imgs.chunks_mut(y_image).enumerate() {
                 for (oc, row) in c.chunks(width).enumerate() {
                     y_img[(g * cog + oc) * n..][..n].copy_from_slice(&row[j * n..][..n]);
@@ -105,7 +105,7 @@ fn forward_images(
             let b = MatRef::row_major(&x_g[..cig * p.in_plane()], k, n);
             plan.gemm(a, &b, 0.0, y_g, n, &epilogue);
         } else {
-            plan.gemm(a, &cols, 0.0, y_g, n, &epilogue);
+            with_forward_cols(cols, |b| plan.gemm(a, b, 0.0, y_g, n, &epilogue));
         }
     }
 }
