@@ -9,6 +9,7 @@ use super::im2col::col2im_add;
 use super::params::Conv2dParams;
 use super::Plan;
 use crate::kernels::gemm::{Epilogue, MatRef, NR};
+use crate::kernels::simd;
 use crate::threading;
 
 /// dcols tiles of the grad-input product hold about this many floats (256 KiB,
@@ -24,6 +25,14 @@ const MIN_GEMM_COLS: usize = 512;
 
 /// dx = d(loss)/dx given dy. `dx` has shape `p.x_shape()`.
 pub fn conv2d_backward_input(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    if super::direct::suits(p) {
+        return super::direct::input_grad(p, w, dy, dx, simd::use_avx2_fma());
+    }
+    gemm_input_grad(p, w, dy, dx);
+}
+
+/// The GEMM path of [`conv2d_backward_input`].
+pub(super) fn gemm_input_grad(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     let (k, n, cog) = (p.k_size(), p.out_plane(), p.c_out_per_group());
     let per_gemm = if p.is_pointwise() {
         1 // the GEMM writes dx directly, one image at a time

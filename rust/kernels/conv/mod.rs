@@ -21,6 +21,12 @@
 //! GEMM is, every tile / chunk boundary here depends on the problem size only,
 //! and the grad-weight batch chunks are added in a fixed order.
 
+mod direct;
+#[cfg(target_arch = "x86_64")]
+mod direct_avx2;
+mod direct_portable;
+#[cfg(test)]
+mod direct_tests;
 mod forward;
 mod im2col;
 mod implicit;
