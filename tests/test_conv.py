@@ -121,6 +121,11 @@ EDGE_CASES = [
     Case(2, 16, (8, 8), 16, (3, 3), padding=(1, 1, 1, 1)),  # short reductions, several images per GEMM
     Case(2, 64, (17, 19), 8, (3, 3), padding=(1, 1, 1, 1)),  # grad input in pixel tiles, last one partial
     Case(1, 128, (21, 23), 4, (3, 3), stride=(2, 1), padding=(1, 1, 1, 1)),  # tiles across output rows
+    # Stride 1 with at most 16 channels per group takes the direct (no im2col) path:
+    Case(2, 3, (5, 17), 7, (2, 4), padding=(0, 3, 2, 1)),  # output rows of 17: one float past 2 vectors
+    Case(1, 7, (9, 33), 16, (5, 3), padding=(4, 4, 0, 0)),  # 31 columns, rows of only padding
+    Case(3, 5, (4, 1), 9, (1, 2), padding=(0, 0, 1, 0)),  # one output column
+    Case(2, 16, (7, 8), 16, (4, 5), padding=(3, 0, 1, 3), groups=2),  # even kernel, 'same'-style padding
 ]
 
 
@@ -182,6 +187,7 @@ def test_reference_backward_is_the_adjoint_of_forward(case):
         Case(2, 2, (4, 5), 3, (2, 3), stride=(2, 1), padding=(1, 0, 2, 1), dilation=(1, 2)),
         Case(1, 4, (3, 3), 4, (3, 3), padding=(1, 1, 1, 1), groups=2),
         Case(3, 1, (2, 2), 2, (1, 1)),
+        Case(2, 2, (6, 7), 3, (5, 3), padding=(2, 1, 0, 2)),  # direct path, asymmetric padding
     ],
     ids=repr,
 )
@@ -255,6 +261,8 @@ BIG_CASES = [
     Case(1, 32, (20, 20), 24, (3, 3), padding=(1, 1, 1, 1)),  # batch 1: parallel inside the GEMM
     Case(2, 8, (12, 12), 8, (3, 3), stride=(2, 2), padding=(1, 0, 1, 0), groups=2),
     Case(64, 6, (14, 14), 16, (5, 5)),  # LeNet conv2, batch 64
+    Case(64, 1, (28, 28), 6, (5, 5), padding=(2, 2, 2, 2)),  # LeNet conv1, batch 64 (direct path)
+    Case(11, 6, (13, 9), 12, (3, 4), padding=(1, 2, 0, 3), groups=3),  # direct path, grouped
     Case(3, 64, (8, 8), 64, (1, 1)),  # pointwise
 ]
 
