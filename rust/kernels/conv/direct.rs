@@ -38,12 +38,15 @@ use super::{direct_portable, Plan};
 use crate::threading;
 
 /// Layers whose input and output channels per group are both at most this
-/// many take the direct path. Measured (benches/convparts.py, 1 thread, batch
-/// 64): on LeNet's layers (6 and 16 channels) the direct path is 2-4x faster
-/// than the GEMM path; at 32 -> 32 channels 3x3 on 16x16 planes both are
-/// about even, and from 64 channels (VGG) the GEMM's 6x16 register tile,
-/// which reuses each loaded value 6 or 16 times, wins clearly.
-const MAX_DIRECT_CHANNELS: usize = 16;
+/// many take the direct path. Measured on 1 thread (batch 16-64, AVX2, dev-opt
+/// build, busy 2-core VM, so +-20%): the direct path is 2-5x faster than the
+/// GEMM path on LeNet's layers (1->6, 6->16 channels, 5x5), 1.5-2x at 16->16
+/// and 32->32 channels (3x3, 16x16 and 32x32 planes), and only ~1.2x at
+/// 64->64: there the GEMM's 6x16 register tile reuses each loaded value as
+/// often, and with more channels a block's weights (6 x C_in x kH x kW) no
+/// longer stay in L1 while the tile loops over them. VGG's 64+ channel layers
+/// therefore keep the GEMM path.
+const MAX_DIRECT_CHANNELS: usize = 32;
 
 /// Flat positions are computed in pairs of 8-float vectors.
 pub(super) const STEP: usize = 16;

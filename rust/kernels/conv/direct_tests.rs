@@ -122,8 +122,8 @@ fn every_output_width() {
 
 /// Many shapes from a fixed pseudo-random walk: heights 1..=9, kernels 1x1 to
 /// 5x5 (also non-square), padding 0..=k per side (also more than k-1, where
-/// whole output rows see only padding), C_in 1..=7, C_out 1..=16, batch 1..=5,
-/// and groups.
+/// whole output rows see only padding), C_in 1..=7, C_out 1..=16 (plus a
+/// few up to 32), batch 1..=5, and groups.
 #[test]
 fn many_small_shapes() {
     let mut state = 12345u64;
@@ -139,7 +139,7 @@ fn many_small_shapes() {
         let padding = [next(kh + 1), next(kh + 1), next(kw + 1), next(kw + 1)];
         let groups = [1, 1, 2, 3][next(4)];
         let c_in = groups * (1 + next(7 / groups));
-        let c_out = groups * (1 + next(16 / groups));
+        let c_out = groups * (1 + next(if checked % 10 == 0 { 32 } else { 16 } / groups));
         let (h, w) = (1 + next(9), 1 + next(20));
         let batch = 1 + next(5);
         let Ok(p) = Conv2dParams::new(
@@ -165,49 +165,29 @@ fn many_small_shapes() {
 /// dilated, pointwise and wide layers (VGG's) keep the GEMM path.
 #[test]
 fn dispatch_rule() {
-    let new = |x, w, s, pad, d| Conv2dParams::new("test", x, w, s, pad, d, 1).unwrap();
-    assert!(direct::suits(&new(
-        [1, 16, 8, 8],
-        [16, 16, 3, 3],
-        [1, 1],
-        [1; 4],
-        [1, 1]
-    )));
-    assert!(!direct::suits(&new(
-        [1, 17, 8, 8],
-        [6, 17, 3, 3],
-        [1, 1],
-        [1; 4],
-        [1, 1]
-    )));
-    assert!(!direct::suits(&new(
-        [1, 3, 8, 8],
-        [64, 3, 3, 3],
-        [1, 1],
-        [1; 4],
-        [1, 1]
-    )));
-    assert!(!direct::suits(&new(
-        [1, 3, 8, 8],
-        [6, 3, 3, 3],
-        [2, 1],
-        [1; 4],
-        [1, 1]
-    )));
-    assert!(!direct::suits(&new(
-        [1, 3, 8, 8],
-        [6, 3, 3, 3],
-        [1, 1],
-        [1; 4],
-        [1, 2]
-    )));
-    assert!(!direct::suits(&new(
+    let suits = |x, w, stride, dilation| {
+        let p = Conv2dParams::new("test", x, w, stride, [1; 4], dilation, 1).unwrap();
+        direct::suits(&p)
+    };
+    let plain = ([1, 1], [1, 1]);
+    assert!(suits([1, 1, 28, 28], [6, 1, 5, 5], plain.0, plain.1));
+    assert!(suits([1, 6, 14, 14], [16, 6, 5, 5], plain.0, plain.1));
+    assert!(suits([1, 32, 8, 8], [32, 32, 3, 3], plain.0, plain.1));
+    assert!(!suits([1, 33, 8, 8], [6, 33, 3, 3], plain.0, plain.1));
+    assert!(!suits([1, 6, 8, 8], [33, 6, 3, 3], plain.0, plain.1));
+    assert!(!suits([1, 3, 8, 8], [64, 3, 3, 3], plain.0, plain.1));
+    assert!(!suits([1, 3, 8, 8], [6, 3, 3, 3], [2, 1], [1, 1]));
+    assert!(!suits([1, 3, 8, 8], [6, 3, 3, 3], [1, 1], [1, 2]));
+    let pointwise = Conv2dParams::new(
+        "test",
         [1, 3, 8, 8],
         [6, 3, 1, 1],
         [1, 1],
         [0; 4],
-        [1, 1]
-    )));
+        [1, 1],
+        1,
+    );
+    assert!(!direct::suits(&pointwise.unwrap()));
 }
 
 /// The public entry points give the same bits on 1, 2 and 3 threads (the
