@@ -13,7 +13,7 @@
 //! `j + ky * wp + kx`: one convolution of a whole plane is a 1-D correlation
 //! with kH*kW offsets, vectorised along j across output rows. Positions with
 //! `ox >= out_w` (the last kW-1 of each row) and past the last pixel (up to a
-//! whole number of vector pairs) are computed on padding and never copied out:
+//! whole number of vectors) are computed on padding and never copied out:
 //! the price is (kW-1)/wp of the work (2/7 on LeNet's conv2).
 //!
 //! - forward: `y[c][j] = bias[c] + sum over (s, ky, kx) of w[c][s][ky][kx] * x[s][j + ky*wp + kx]`
@@ -48,8 +48,8 @@ use crate::threading;
 /// therefore keep the GEMM path.
 const MAX_DIRECT_CHANNELS: usize = 32;
 
-/// Flat positions are computed in pairs of 8-float vectors.
-pub(super) const STEP: usize = 16;
+/// Flat positions are computed in whole 8-float vectors.
+pub(super) const STEP: usize = 8;
 
 /// Whether this layer takes the direct path: a function of the shape only.
 pub fn suits(p: &Conv2dParams) -> bool {
@@ -58,6 +58,24 @@ pub fn suits(p: &Conv2dParams) -> bool {
         && !p.is_pointwise()
         && p.c_in_per_group() <= MAX_DIRECT_CHANNELS
         && p.c_out_per_group() <= MAX_DIRECT_CHANNELS
+        && padded_scratch_fits(p)
+}
+
+/// Whether the padded planes of one image (the scratch of every kernel here)
+/// can be indexed without overflow: with absurd padding they may not, and the
+/// GEMM path, which never stores them, takes the layer instead.
+fn padded_scratch_fits(p: &Conv2dParams) -> bool {
+    let [top, bottom, left, right] = p.padding;
+    let rows =
+        p.h.checked_add(top + bottom)
+            .and_then(|r| r.checked_add(p.kh));
+    let cols =
+        p.w.checked_add(left + right)
+            .and_then(|c| c.checked_add(p.kw));
+    rows.zip(cols)
+        .and_then(|(r, c)| r.checked_mul(c))
+        .and_then(|n| n.checked_mul(MAX_DIRECT_CHANNELS))
+        .is_some_and(|n| n <= isize::MAX as usize / 8)
 }
 
 /// The flat layout of one layer (see the module comment).

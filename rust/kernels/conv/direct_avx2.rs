@@ -2,14 +2,15 @@
 //! `direct.rs`; the sums are those of `direct_portable.rs`).
 //!
 //! Register tiles: forward and grad input keep up to 6 channels x 2 vectors
-//! (16 flat positions) in 12 ymm accumulators; each loaded pair of vectors is
-//! used by every channel of the block and each broadcast weight by both
-//! vectors. Grad weight keeps 2 output channels x up to 5 kernel columns in 10
+//! (16 flat positions) in 12 ymm accumulators, or fewer channels x more
+//! vectors (1 x 6, 2 x 4, 3 x 3); each loaded vector is used by every channel
+//! of the block and each broadcast weight by every vector. Grad weight keeps 2 output channels x up to 5 kernel columns in 10
 //! accumulators; each dY vector is used by the 5 columns, each x vector by
 //! both channels. Blocks are const generics, so each size is its own
 //! fully unrolled function.
 
 use std::arch::x86_64::*;
+use std::ops::Range;
 
 use super::direct::{channel_blocks, Flat, STEP};
 
@@ -19,18 +20,30 @@ const MAX_BLOCK: usize = 6;
 const WG_CHANNELS: usize = 2;
 const WG_COLUMNS: usize = 5;
 
-/// Calls `$f::<C>($args)` for the block size `C = $n` in 1..=MAX_BLOCK.
+/// Runs `$f::<C, V>($args, positions)` for the block size `C = $n` in
+/// 1..=MAX_BLOCK over the flat positions `0..$len` (a multiple of 8): blocks of
+/// few channels take more vectors per step (C x V accumulators, V loaded
+/// vectors and a broadcast within the 16 ymm registers), and the positions
+/// past the last whole step of `8 V` go one vector at a time.
 macro_rules! by_block_size {
-    ($n:expr, $f:ident($($arg:expr),*)) => {
-        match $n {
-            1 => $f::<1>($($arg),*),
-            2 => $f::<2>($($arg),*),
-            3 => $f::<3>($($arg),*),
-            4 => $f::<4>($($arg),*),
-            5 => $f::<5>($($arg),*),
-            _ => $f::<6>($($arg),*),
+    ($n:expr, $len:expr, $f:ident($($arg:expr),*)) => {{
+        let len: usize = $len;
+        macro_rules! run {
+            ($c:literal, $v:literal) => {{
+                let wide = len - len % (8 * $v);
+                $f::<$c, $v>($($arg,)* 0..wide);
+                $f::<$c, 1>($($arg,)* wide..len);
+            }};
         }
-    };
+        match $n {
+            1 => run!(1, 6),
+            2 => run!(2, 4),
+            3 => run!(3, 3),
+            4 => run!(4, 2),
+            5 => run!(5, 2),
+            _ => run!(6, 2),
+        }
+    }};
 }
 
 /// See [`super::direct_portable::correlate`].
@@ -64,6 +77,7 @@ pub unsafe fn correlate(
         unsafe {
             by_block_size!(
                 block.len(),
+                f.len,
                 correlate_block(f, src.as_ptr(), n_src, w_block, bias_block, relu, out_block)
             )
         };
@@ -71,9 +85,11 @@ pub unsafe fn correlate(
 }
 
 /// `correlate` for the `C` output channels whose weights start at `w` and
-/// whose output planes start at `out`.
+/// whose output planes start at `out`, at the flat positions `positions`
+/// (`8 V` at a time).
 #[target_feature(enable = "avx2,fma")]
-unsafe fn correlate_block<const C: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn correlate_block<const C: usize, const V: usize>(
     f: &Flat,
     src: *const f32,
     n_src: usize,
@@ -81,20 +97,21 @@ unsafe fn correlate_block<const C: usize>(
     bias: Option<&[f32]>,
     relu: bool,
     out: *mut f32,
+    positions: Range<usize>,
 ) {
     let taps = f.kh * f.kw;
     let mut init = [_mm256_setzero_ps(); C];
     if let Some(b) = bias {
-        for c in 0..C {
-            init[c] = _mm256_set1_ps(b[c]);
+        for (v, b) in init.iter_mut().zip(b) {
+            *v = _mm256_set1_ps(*b);
         }
     }
-    for j in (0..f.len).step_by(STEP) {
-        // (A loop, not `init.map`: a closure outside this target_feature
+    for j in positions.step_by(8 * V) {
+        // (Loops, not `init.map`: a closure outside this target_feature
         // function would pass the vectors through memory.)
-        let mut acc = [[_mm256_setzero_ps(); 2]; C];
-        for (pair, v) in acc.iter_mut().zip(init) {
-            *pair = [v, v];
+        let mut acc = [[_mm256_setzero_ps(); V]; C];
+        for (row, v) in acc.iter_mut().zip(init) {
+            *row = [v; V];
         }
         for s in 0..n_src {
             for ky in 0..f.kh {
@@ -102,18 +119,21 @@ unsafe fn correlate_block<const C: usize>(
                 let row = unsafe { src.add(s * f.plane + ky * f.wp + j) };
                 let w_tap = unsafe { w.add(s * taps + ky * f.kw) };
                 for kx in 0..f.kw {
-                    let x0 = unsafe { _mm256_loadu_ps(row.add(kx)) };
-                    let x1 = unsafe { _mm256_loadu_ps(row.add(kx + 8)) };
-                    for (c, pair) in acc.iter_mut().enumerate() {
+                    let mut xs = [_mm256_setzero_ps(); V];
+                    for (v, x) in xs.iter_mut().enumerate() {
+                        *x = unsafe { _mm256_loadu_ps(row.add(kx + 8 * v)) };
+                    }
+                    for (c, acc_row) in acc.iter_mut().enumerate() {
                         let wv = unsafe { _mm256_broadcast_ss(&*w_tap.add(c * n_src * taps + kx)) };
-                        pair[0] = _mm256_fmadd_ps(wv, x0, pair[0]);
-                        pair[1] = _mm256_fmadd_ps(wv, x1, pair[1]);
+                        for (a, x) in acc_row.iter_mut().zip(xs) {
+                            *a = _mm256_fmadd_ps(wv, x, *a);
+                        }
                     }
                 }
             }
         }
-        for (c, pair) in acc.iter().enumerate() {
-            for (v, value) in pair.iter().enumerate() {
+        for (c, acc_row) in acc.iter().enumerate() {
+            for (v, value) in acc_row.iter().enumerate() {
                 let value = if relu {
                     _mm256_max_ps(*value, _mm256_setzero_ps())
                 } else {
@@ -157,6 +177,7 @@ pub unsafe fn scatter(
                 unsafe {
                     by_block_size!(
                         block.len(),
+                        f.len,
                         scatter_block(f, src.as_ptr(), n_src, w_block, n_dst * taps, dst_block)
                     )
                 };
@@ -167,31 +188,36 @@ pub unsafe fn scatter(
 
 /// `scatter` for one tap and the `C` channels whose first weight (of source
 /// channel 0) is at `w` (source channel s at `w + s * w_step`, channel c at
-/// `+ c * taps`) and whose shifted planes start at `dst`.
+/// `+ c * taps`) and whose shifted planes start at `dst`, at the flat
+/// positions `positions` (`8 V` at a time).
 #[target_feature(enable = "avx2,fma")]
-unsafe fn scatter_block<const C: usize>(
+unsafe fn scatter_block<const C: usize, const V: usize>(
     f: &Flat,
     src: *const f32,
     n_src: usize,
     w: *const f32,
     w_step: usize,
     dst: *mut f32,
+    positions: Range<usize>,
 ) {
     let taps = f.kh * f.kw;
-    for j in (0..f.len).step_by(STEP) {
-        let mut acc = [[_mm256_setzero_ps(); 2]; C];
+    for j in positions.step_by(8 * V) {
+        let mut acc = [[_mm256_setzero_ps(); V]; C];
         for s in 0..n_src {
             // SAFETY (all pointer arithmetic here): bounded by the asserts of `scatter`.
-            let y0 = unsafe { _mm256_loadu_ps(src.add(s * f.len + j)) };
-            let y1 = unsafe { _mm256_loadu_ps(src.add(s * f.len + j + 8)) };
-            for (c, pair) in acc.iter_mut().enumerate() {
+            let mut ys = [_mm256_setzero_ps(); V];
+            for (v, y) in ys.iter_mut().enumerate() {
+                *y = unsafe { _mm256_loadu_ps(src.add(s * f.len + j + 8 * v)) };
+            }
+            for (c, acc_row) in acc.iter_mut().enumerate() {
                 let wv = unsafe { _mm256_broadcast_ss(&*w.add(s * w_step + c * taps)) };
-                pair[0] = _mm256_fmadd_ps(wv, y0, pair[0]);
-                pair[1] = _mm256_fmadd_ps(wv, y1, pair[1]);
+                for (a, y) in acc_row.iter_mut().zip(ys) {
+                    *a = _mm256_fmadd_ps(wv, y, *a);
+                }
             }
         }
-        for (c, pair) in acc.iter().enumerate() {
-            for (v, value) in pair.iter().enumerate() {
+        for (c, acc_row) in acc.iter().enumerate() {
+            for (v, value) in acc_row.iter().enumerate() {
                 let d = unsafe { dst.add(c * f.plane + j + 8 * v) };
                 unsafe { _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), *value)) };
             }
