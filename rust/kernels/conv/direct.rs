@@ -38,14 +38,16 @@ use super::{direct_portable, Plan};
 use crate::threading;
 
 /// Layers whose input and output channels per group are both at most this
-/// many take the direct path. Measured on 1 thread (batch 16-64, AVX2, dev-opt
-/// build, busy 2-core VM, so +-20%): the direct path is 2-5x faster than the
-/// GEMM path on LeNet's layers (1->6, 6->16 channels, 5x5), 1.5-2x at 16->16
-/// and 32->32 channels (3x3, 16x16 and 32x32 planes), and only ~1.2x at
-/// 64->64: there the GEMM's 6x16 register tile reuses each loaded value as
-/// often, and with more channels a block's weights (6 x C_in x kH x kW) no
-/// longer stay in L1 while the tile loops over them. VGG's 64+ channel layers
-/// therefore keep the GEMM path.
+/// many take the direct path. Measured on 1 thread (AVX2, dev-opt build, busy
+/// 2-core VM, so +-15%; benches/convparts.py and the same loop on other
+/// shapes), direct path time / GEMM path time for forward, grad input, grad
+/// weight: LeNet's layers (1->6, 6->16, 5x5, batch 64) 0.4, 0.3-0.5, 0.2-0.4;
+/// 32->32 3x3 on 16x16 and 32x32 planes 0.6-0.7 on all three passes; 64->64
+/// 3x3 on 32x32 about even (0.95, 0.9, 1.02); 128->128 and 256->256 (VGG) the
+/// direct path is 1.5-2.8x slower on the backward passes: there the GEMM's
+/// 6x16 register tile reuses each loaded value as often, and a block's
+/// weights (6 x C_in x kH x kW) no longer stay in L1 while its tile loops
+/// over them. VGG's 64+ channel layers therefore keep the GEMM path.
 const MAX_DIRECT_CHANNELS: usize = 32;
 
 /// Flat positions are computed in whole 8-float vectors.
