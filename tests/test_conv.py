@@ -118,14 +118,20 @@ EDGE_CASES = [
     Case(2, 2, (1, 9), 3, (1, 3), stride=(1, 4), padding=(0, 0, 1, 0)),  # one-row images
     Case(1, 2, (11, 1), 2, (4, 1), stride=(3, 1), dilation=(2, 1)),  # one-column images
     Case(5, 4, (6, 5), 3, (2, 2), stride=(5, 5), padding=(0, 1, 1, 0)),  # stride beyond the kernel
-    Case(2, 16, (8, 8), 16, (3, 3), padding=(1, 1, 1, 1)),  # short reductions, several images per GEMM
+    Case(2, 36, (8, 8), 16, (3, 3), padding=(1, 1, 1, 1)),  # short reductions, several images per GEMM
     Case(2, 64, (17, 19), 8, (3, 3), padding=(1, 1, 1, 1)),  # grad input in pixel tiles, last one partial
     Case(1, 128, (21, 23), 4, (3, 3), stride=(2, 1), padding=(1, 1, 1, 1)),  # tiles across output rows
-    # Stride 1, "same"-like padding: grad input computed as a forward conv of dy with flipped kernels.
-    Case(2, 4, (7, 6), 6, (4, 2), padding=(2, 1, 0, 1)),  # even kernel, asymmetric 'same' padding
-    Case(3, 6, (5, 9), 4, (3, 3), padding=(1, 1, 1, 1), groups=2),  # grouped
-    Case(2, 3, (33, 35), 5, (3, 3), padding=(1, 1, 1, 1)),  # large planes, one image per GEMM
-    Case(2, 5, (6, 6), 3, (3, 3), padding=(2, 0, 1, 1)),  # pads k-1 and 0 on opposite sides
+    # Stride 1, "same"-like padding, more than 32 channels (the GEMM path): grad input is
+    # computed as a forward conv of dy with flipped kernels.
+    Case(2, 36, (7, 6), 34, (4, 2), padding=(2, 1, 0, 1)),  # even kernel, asymmetric 'same' padding
+    Case(3, 68, (5, 9), 66, (3, 3), padding=(1, 1, 1, 1), groups=2),  # grouped
+    Case(2, 33, (23, 25), 34, (3, 3), padding=(1, 1, 1, 1)),  # large planes, one image per GEMM
+    Case(2, 40, (6, 6), 36, (3, 3), padding=(2, 0, 1, 1)),  # pads k-1 and 0 on opposite sides
+    # Stride 1 with at most 32 channels per group takes the direct (no im2col) path:
+    Case(2, 3, (5, 17), 7, (2, 4), padding=(0, 3, 2, 1)),  # output rows of 17: one float past 2 vectors
+    Case(1, 7, (9, 33), 16, (5, 3), padding=(4, 4, 0, 0)),  # 31 columns, rows of only padding
+    Case(3, 5, (4, 1), 9, (1, 2), padding=(0, 0, 1, 0)),  # one output column
+    Case(2, 16, (7, 8), 16, (4, 5), padding=(3, 0, 1, 3), groups=2),  # even kernel, 'same'-style padding
 ]
 
 
@@ -187,6 +193,7 @@ def test_reference_backward_is_the_adjoint_of_forward(case):
         Case(2, 2, (4, 5), 3, (2, 3), stride=(2, 1), padding=(1, 0, 2, 1), dilation=(1, 2)),
         Case(1, 4, (3, 3), 4, (3, 3), padding=(1, 1, 1, 1), groups=2),
         Case(3, 1, (2, 2), 2, (1, 1)),
+        Case(2, 2, (6, 7), 3, (5, 3), padding=(2, 1, 0, 2)),  # direct path, asymmetric padding
     ],
     ids=repr,
 )
@@ -256,10 +263,13 @@ def test_backward_returns_only_what_is_asked():
 # ---------------------------------------------------------------- threads and SIMD paths
 
 BIG_CASES = [
-    Case(9, 16, (16, 16), 32, (3, 3), padding=(1, 1, 1, 1)),  # parallel over images
-    Case(1, 32, (20, 20), 24, (3, 3), padding=(1, 1, 1, 1)),  # batch 1: parallel inside the GEMM
+    Case(9, 16, (16, 16), 40, (3, 3), padding=(1, 1, 1, 1)),  # GEMM path, parallel over images
+    Case(9, 16, (16, 16), 32, (3, 3), padding=(1, 1, 1, 1)),  # direct path, parallel over images
+    Case(1, 40, (20, 20), 24, (3, 3), padding=(1, 1, 1, 1)),  # batch 1: parallel inside the GEMM
     Case(2, 8, (12, 12), 8, (3, 3), stride=(2, 2), padding=(1, 0, 1, 0), groups=2),
     Case(64, 6, (14, 14), 16, (5, 5)),  # LeNet conv2, batch 64
+    Case(64, 1, (28, 28), 6, (5, 5), padding=(2, 2, 2, 2)),  # LeNet conv1, batch 64 (direct path)
+    Case(11, 6, (13, 9), 12, (3, 4), padding=(1, 2, 0, 3), groups=3),  # direct path, grouped
     Case(3, 64, (8, 8), 64, (1, 1)),  # pointwise
 ]
 

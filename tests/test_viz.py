@@ -431,7 +431,10 @@ def test_class_images_are_classified_as_their_class_with_99_percent_confidence(m
         list(range(10)),
         steps=60,
         lr=0.1,
-        jitter=1,  # light regularisation: heavy blur trades confidence for smoother pictures
+        # No jitter: with random shifts the confidence of a thin digit ("1") swings between
+        # 0.6 and 1.0 from step to step, so rounding-level changes in the kernels decided
+        # whether this test passed. Light blur only: heavy blur trades confidence for smoothness.
+        jitter=0,
         blur_every=8,
         blur_sigma=0.5,
         image_shape=(1, 28, 28),

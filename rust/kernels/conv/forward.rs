@@ -11,6 +11,7 @@ use super::implicit::{with_forward_cols, Im2colImages};
 use super::params::Conv2dParams;
 use super::Plan;
 use crate::kernels::gemm::{Epilogue, MatRef};
+use crate::kernels::simd;
 use crate::threading;
 
 /// Output planes smaller than this many pixels are computed several images per
@@ -21,6 +22,21 @@ const MIN_GEMM_COLS: usize = 512;
 
 /// y = conv(x, w) + bias, then ReLU if `relu`. `y` has shape `p.y_shape()`.
 pub fn conv2d_forward(
+    p: &Conv2dParams,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) {
+    if super::direct::suits(p) {
+        return super::direct::forward(p, x, w, bias, relu, y, simd::use_avx2_fma());
+    }
+    gemm_forward(p, x, w, bias, relu, y);
+}
+
+/// The GEMM path of [`conv2d_forward`].
+pub(super) fn gemm_forward(
     p: &Conv2dParams,
     x: &[f32],
     w: &[f32],

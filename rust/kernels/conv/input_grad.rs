@@ -9,6 +9,7 @@ use super::im2col::col2im_add;
 use super::params::Conv2dParams;
 use super::Plan;
 use crate::kernels::gemm::{Epilogue, MatRef, NR};
+use crate::kernels::simd;
 use crate::threading;
 
 /// dcols tiles of the grad-input product hold about this many floats (256 KiB,
@@ -24,9 +25,17 @@ const MIN_GEMM_COLS: usize = 512;
 
 /// dx = d(loss)/dx given dy. `dx` has shape `p.x_shape()`.
 pub fn conv2d_backward_input(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [f32]) {
+    if super::direct::suits(p) {
+        return super::direct::input_grad(p, w, dy, dx, simd::use_avx2_fma());
+    }
+    gemm_input_grad(p, w, dy, dx);
+}
+
+/// The GEMM path of [`conv2d_backward_input`].
+pub(super) fn gemm_input_grad(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     if let Some(transposed) = as_forward_problem(p) {
         let w_flipped = flip_and_swap_channels(p, w);
-        super::forward::conv2d_forward(&transposed, dy, &w_flipped, None, false, dx);
+        super::forward::gemm_forward(&transposed, dy, &w_flipped, None, false, dx);
         return;
     }
     let (k, n, cog) = (p.k_size(), p.out_plane(), p.c_out_per_group());

@@ -12,6 +12,9 @@
 //! stride 1 and no padding is a plain GEMM on x. Shape arithmetic and argument
 //! checks live in `params.rs`.
 //!
+//! Stride-1, dilation-1 layers with at most 32 channels per group in and out
+//! (LeNet's) skip im2col and take the direct path of `direct.rs` instead.
+//!
 //! Threading: one loop per op runs on the pool (see [`Plan`]): over images
 //! (single-threaded GEMMs inside) when there are enough of them, else inside
 //! each GEMM; tiny ops stay serial.
@@ -21,6 +24,12 @@
 //! GEMM is, every tile / chunk boundary here depends on the problem size only,
 //! and the grad-weight batch chunks are added in a fixed order.
 
+mod direct;
+#[cfg(target_arch = "x86_64")]
+mod direct_avx2;
+mod direct_portable;
+#[cfg(test)]
+mod direct_tests;
 mod forward;
 mod im2col;
 mod implicit;

@@ -1,4 +1,5 @@
-//! The GEMM-based kernels against direct float64 loops over the definition,
+//! The GEMM-based kernels (called directly, also on shapes the public entry
+//! points send to the direct path) against float64 loops over the definition,
 //! on shapes that reach every path: pointwise, grouped, strided, dilated,
 //! asymmetric padding, grad-input tiles, several images per grad-weight GEMM,
 //! serial and parallel plans.
@@ -6,7 +7,7 @@
 use super::*;
 
 /// Direct loops: y[b, oc, oy, ox] = bias[oc] + sum over (ic, ky, kx) of x * w.
-fn naive_forward(p: &Conv2dParams, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f64> {
+pub(super) fn naive_forward(p: &Conv2dParams, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f64> {
     let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
     let mut y = vec![0.0; p.batch * p.c_out * p.out_plane()];
     for b in 0..p.batch {
@@ -39,13 +40,13 @@ fn naive_forward(p: &Conv2dParams, x: &[f32], w: &[f32], bias: &[f32]) -> Vec<f6
     y
 }
 
-fn data(len: usize, seed: usize) -> Vec<f32> {
+pub(super) fn data(len: usize, seed: usize) -> Vec<f32> {
     (0..len)
         .map(|i| (((i * 7919 + seed * 104_729) % 2003) as f32 / 1001.0) - 1.0)
         .collect()
 }
 
-fn assert_close(got: &[f32], want: &[f64], terms: usize, what: &str, p: &Conv2dParams) {
+pub(super) fn assert_close(got: &[f32], want: &[f64], terms: usize, what: &str, p: &Conv2dParams) {
     assert_eq!(got.len(), want.len());
     let tol = 1e-5 * (terms as f64).sqrt() + 1e-6 * terms as f64;
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -81,9 +82,9 @@ fn forward_matches_direct_loops() {
         );
         let want = naive_forward(&p, &x, &w, &bias);
         let mut y = vec![f32::NAN; want.len()];
-        conv2d_forward(&p, &x, &w, Some(&bias), false, &mut y);
+        forward::gemm_forward(&p, &x, &w, Some(&bias), false, &mut y);
         assert_close(&y, &want, p.k_size(), "forward", &p);
-        conv2d_forward(&p, &x, &w, Some(&bias), true, &mut y);
+        forward::gemm_forward(&p, &x, &w, Some(&bias), true, &mut y);
         let relu: Vec<f64> = want.iter().map(|v| v.max(0.0)).collect();
         assert_close(&y, &relu, p.k_size(), "forward relu", &p);
     }
@@ -105,8 +106,8 @@ fn backward_is_the_adjoint_of_forward() {
         let mut dx = vec![f32::NAN; x.len()];
         let mut dw = vec![f32::NAN; w.len()];
         let mut db = vec![f32::NAN; p.c_out];
-        conv2d_backward_input(&p, &w, &dy, &mut dx);
-        conv2d_backward_weight(&p, &x, &dy, &mut dw, Some(&mut db));
+        input_grad::gemm_input_grad(&p, &w, &dy, &mut dx);
+        weight_grad::gemm_weight_grad(&p, &x, &dy, &mut dw, Some(&mut db));
 
         let zero = vec![0.0; p.c_out];
         let dot = |a: &[f64], b: &[f32]| a.iter().zip(b).map(|(s, t)| s * *t as f64).sum::<f64>();

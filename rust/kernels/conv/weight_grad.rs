@@ -9,6 +9,7 @@ use super::implicit::{Im2colImages, Im2colTransposed};
 use super::params::Conv2dParams;
 use super::Plan;
 use crate::kernels::gemm::{Epilogue, MatRef};
+use crate::kernels::simd;
 use crate::threading;
 
 /// At most this many floats of private grad-weight partials (4 MiB): layers
@@ -29,6 +30,20 @@ const MIN_REDUCTION: usize = 256;
 /// sums its images into a private partial in image order, and the partials are
 /// added in chunk order, so the result is the same for any thread count.
 pub fn conv2d_backward_weight(
+    p: &Conv2dParams,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    if super::direct::suits(p) {
+        return super::direct::weight_grad(p, x, dy, dw, db, simd::use_avx2_fma());
+    }
+    gemm_weight_grad(p, x, dy, dw, db);
+}
+
+/// The GEMM path of [`conv2d_backward_weight`].
+pub(super) fn gemm_weight_grad(
     p: &Conv2dParams,
     x: &[f32],
     dy: &[f32],
@@ -80,7 +95,13 @@ pub fn conv2d_backward_weight(
 }
 
 /// out[i] = sum over chunks c (in order) of partials[c * part_len + offset + i].
-fn sum_partials(partials: &[f32], part_len: usize, offset: usize, out: &mut [f32], parallel: bool) {
+pub(super) fn sum_partials(
+    partials: &[f32],
+    part_len: usize,
+    offset: usize,
+    out: &mut [f32],
+    parallel: bool,
+) {
     const BLOCK: usize = 4096;
     let add_block = |(i, block): (usize, &mut [f32])| {
         let start = offset + i * BLOCK;
@@ -155,7 +176,7 @@ fn weight_grad_chunk(
 
 /// The number of batch chunks of the grad-weight reduction: a function of the
 /// problem size only, never of the thread count.
-fn batch_chunks(p: &Conv2dParams) -> usize {
+pub(super) fn batch_chunks(p: &Conv2dParams) -> usize {
     let part_len = p.c_out * p.k_size() + p.c_out;
     p.batch
         .min(MAX_CHUNKS)
@@ -163,12 +184,12 @@ fn batch_chunks(p: &Conv2dParams) -> usize {
 }
 
 /// The images of chunk `c` of `n_chunks` (balanced, contiguous).
-fn chunk_range(batch: usize, n_chunks: usize, c: usize) -> Range<usize> {
+pub(super) fn chunk_range(batch: usize, n_chunks: usize, c: usize) -> Range<usize> {
     c * batch / n_chunks..(c + 1) * batch / n_chunks
 }
 
 /// db[oc] = sum of dy[b, oc] over the images in `images` and all pixels.
-fn bias_grad_chunk(p: &Conv2dParams, dy: &[f32], images: Range<usize>, db: &mut [f32]) {
+pub(super) fn bias_grad_chunk(p: &Conv2dParams, dy: &[f32], images: Range<usize>, db: &mut [f32]) {
     let n = p.out_plane();
     for (oc, d) in db.iter_mut().enumerate() {
         *d = images

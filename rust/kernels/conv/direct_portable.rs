@@ -1,0 +1,94 @@
+//! The portable (plain Rust) kernels of the direct convolution path: the same
+//! sums as `direct_avx2.rs` over the flat layout of `direct.rs`, written as
+//! whole-plane loops that the compiler vectorises with the baseline SIMD.
+
+use super::direct::Flat;
+
+/// `out[c][j] = bias[c] + sum over (s, ky, kx) of w[c][s][ky][kx] * src[s][j + ky*wp + kx]`
+/// for `c < n_out`, `j < f.len`, then ReLU if `relu`. `src` holds `n_src`
+/// padded planes of `f.plane` floats, `out` `n_out` planes of `f.len`.
+#[allow(clippy::too_many_arguments)]
+pub fn correlate(
+    f: &Flat,
+    src: &[f32],
+    n_src: usize,
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    out: &mut [f32],
+    n_out: usize,
+) {
+    let taps = f.kh * f.kw;
+    for (c, o) in out.chunks_exact_mut(f.len).take(n_out).enumerate() {
+        o.fill(bias.map_or(0.0, |b| b[c]));
+        for s in 0..n_src {
+            for ky in 0..f.kh {
+                for kx in 0..f.kw {
+                    let wv = w[(c * n_src + s) * taps + ky * f.kw + kx];
+                    let xs = &src[s * f.plane + ky * f.wp + kx..][..f.len];
+                    for (o, x) in o.iter_mut().zip(xs) {
+                        *o += wv * x;
+                    }
+                }
+            }
+        }
+        if relu {
+            o.iter_mut().for_each(|v| *v = v.max(0.0));
+        }
+    }
+}
+
+/// `dst[c][j + ky*wp + kx] += sum over s of w[s][c][ky][kx] * src[s][j]` for
+/// every tap, `c < n_dst`, `j < f.len`. `src` holds `n_src` planes of `f.len`
+/// floats, `dst` `n_dst` padded planes of `f.plane` (accumulated into).
+pub fn scatter(f: &Flat, src: &[f32], n_src: usize, w: &[f32], dst: &mut [f32], n_dst: usize) {
+    let taps = f.kh * f.kw;
+    for (c, d) in dst.chunks_exact_mut(f.plane).take(n_dst).enumerate() {
+        for ky in 0..f.kh {
+            for kx in 0..f.kw {
+                let d = &mut d[ky * f.wp + kx..][..f.len];
+                for (s, ys) in src.chunks_exact(f.len).take(n_src).enumerate() {
+                    let wv = w[(s * n_dst + c) * taps + ky * f.kw + kx];
+                    for (d, y) in d.iter_mut().zip(ys) {
+                        *d += wv * y;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dw[c][s][ky][kx] += sum over images i and j < f.len of dy[i][c][j] * x[i][s][j + ky*wp + kx]`.
+/// `x` holds `images` x `n_x` padded planes of `f.plane` floats, `dy` `images` x
+/// `n_dy` planes of `f.len`.
+pub fn weight_grad(
+    f: &Flat,
+    x: &[f32],
+    n_x: usize,
+    dy: &[f32],
+    n_dy: usize,
+    images: usize,
+    dw: &mut [f32],
+) {
+    let taps = f.kh * f.kw;
+    for c in 0..n_dy {
+        for s in 0..n_x {
+            for ky in 0..f.kh {
+                for kx in 0..f.kw {
+                    // Eight partial sums, as the eight lanes of the AVX2 kernel.
+                    let mut acc = [0.0f32; 8];
+                    for i in 0..images {
+                        let d = &dy[(i * n_dy + c) * f.len..][..f.len];
+                        let xs = &x[(i * n_x + s) * f.plane + ky * f.wp + kx..][..f.len];
+                        for (d8, x8) in d.chunks_exact(8).zip(xs.chunks_exact(8)) {
+                            for l in 0..8 {
+                                acc[l] += d8[l] * x8[l];
+                            }
+                        }
+                    }
+                    dw[(c * n_x + s) * taps + ky * f.kw + kx] += acc.iter().sum::<f32>();
+                }
+            }
+        }
+    }
+}
