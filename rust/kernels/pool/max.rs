@@ -357,3 +357,157 @@ impl Targets {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small integers (many ties), some NaN and some -0.0: the cases where the
+    /// tap order and the `0.0 + g` rule show.
+    fn tricky(len: usize, seed: u32) -> Vec<f32> {
+        let mut state = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                match state % 23 {
+                    0 => f32::NAN,
+                    1 => -0.0,
+                    r => (r % 5) as f32 - 2.0,
+                }
+            })
+            .collect()
+    }
+
+    fn same_bits(a: &[f32], b: &[f32]) -> bool {
+        a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
+    }
+
+    /// Output widths 1..=19 cover units of 2, 4 and 8 with and without the
+    /// overlapping last unit; odd sizes and ceil_mode leave work to the caller.
+    fn shapes() -> impl Iterator<Item = (usize, usize, usize, bool)> {
+        (1..=5).flat_map(|h| (1..=39).flat_map(move |w| [(3, h, w, false), (2, h, w, true)]))
+    }
+
+    /// The portable forward of the 2x2 / 2 pool: the per-row scalar routine
+    /// and the general path, as `max_pool2d_forward` runs them without AVX2.
+    fn portable_forward(p: &Pool2dParams, relu: bool, x: &[f32]) -> (Vec<f32>, Vec<i32>) {
+        let (mut y, mut idx) = (
+            vec![0.0; p.batch * p.out_plane()],
+            vec![0; p.batch * p.out_plane()],
+        );
+        let interior = interior_columns(p);
+        for (j, (yp, ip)) in y
+            .chunks_mut(p.out_plane())
+            .zip(idx.chunks_mut(p.out_plane()))
+            .enumerate()
+        {
+            let xs = &x[j * p.in_plane()..][..p.in_plane()];
+            for oy in 0..p.out_h {
+                let yrow = &mut yp[oy * p.out_w..][..p.out_w];
+                let irow = &mut ip[oy * p.out_w..][..p.out_w];
+                let done = if 2 * oy + 1 < p.h {
+                    max_row_2x2(p, xs, oy, 0, relu, yrow, irow)
+                } else {
+                    0
+                };
+                max_row(p, xs, oy, done, interior, false, yrow, irow);
+                if relu {
+                    clamp_at_zero(&mut yrow[done..], &mut irow[done..]);
+                }
+            }
+        }
+        (y, idx)
+    }
+
+    #[test]
+    fn avx2_2x2_forward_matches_portable() {
+        if !simd::cpu_has_avx2_fma() {
+            return; // nothing to compare on this CPU
+        }
+        for (planes, h, w, ceil) in shapes() {
+            let Ok(p) =
+                Pool2dParams::new("t", [planes, 1, h, w], [2, 2], [2, 2], [0, 0], [1, 1], ceil)
+            else {
+                continue;
+            };
+            let x = tricky(planes * h * w, (h * 64 + w) as u32);
+            for relu in [false, true] {
+                let (y_ref, i_ref) = portable_forward(&p, relu, &x);
+                let (mut y, mut idx) = (vec![7.0; y_ref.len()], vec![7; y_ref.len()]);
+                let cols = max_2x2_simd(&p, relu, &x, &mut y, &mut idx);
+                assert_eq!(
+                    cols,
+                    if p.out_w.min(w / 2) >= 2 {
+                        p.out_w.min(w / 2)
+                    } else {
+                        0
+                    }
+                );
+                // Compare what the AVX2 path wrote: full-window rows, columns < cols.
+                for plane in 0..planes {
+                    for oy in 0..h / 2 {
+                        let at = plane * p.out_plane() + oy * p.out_w;
+                        let what = format!("{planes}x{h}x{w} ceil={ceil} relu={relu} row {oy}");
+                        assert!(
+                            same_bits(&y[at..at + cols], &y_ref[at..at + cols]),
+                            "{what}"
+                        );
+                        assert_eq!(idx[at..at + cols], i_ref[at..at + cols], "{what}");
+                    }
+                }
+                // And the whole public function against the portable one.
+                max_pool2d_forward(&p, relu, &x, &mut y, &mut idx);
+                assert!(
+                    same_bits(&y, &y_ref) && idx == i_ref,
+                    "{planes}x{h}x{w} ceil={ceil} relu={relu}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn avx2_2x2_backward_matches_scatter() {
+        for (planes, h, w, ceil) in shapes() {
+            let Ok(p) =
+                Pool2dParams::new("t", [planes, 1, h, w], [2, 2], [2, 2], [0, 0], [1, 1], ceil)
+            else {
+                continue;
+            };
+            let x = tricky(planes * h * w, (h * 64 + w) as u32);
+            let g = tricky(planes * p.out_plane(), (w * 64 + h) as u32 + 1);
+            for relu in [false, true] {
+                let (_, idx) = portable_forward(&p, relu, &x);
+                let targets = Targets::new(&p);
+                let mut expected = vec![7.0; planes * p.in_plane()];
+                let mut got = vec![7.0; planes * p.in_plane()];
+                for ((gs, is), out) in g
+                    .chunks(p.out_plane())
+                    .zip(idx.chunks(p.out_plane()))
+                    .zip(expected.chunks_mut(p.in_plane()))
+                {
+                    targets.scatter(gs, is, out);
+                }
+                // The public function: AVX2 plus `rest_2x2` where the CPU has it.
+                max_pool2d_backward(&p, &g, &idx, &mut got);
+                assert!(
+                    same_bits(&got, &expected),
+                    "{planes}x{h}x{w} ceil={ceil} relu={relu}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn select_picks_by_mask() {
+        assert_eq!(select(true, (1.5, 3), (2.5, 4)), (1.5, 3));
+        assert_eq!(select(false, (1.5, 3), (2.5, 4)), (2.5, 4));
+        let (nan, _) = select(true, (f32::NAN, 0), (1.0, 1));
+        assert!(nan.is_nan());
+        assert_eq!(
+            select(false, (0.0, 0), (-0.0, 1)).0.to_bits(),
+            (-0.0f32).to_bits()
+        );
+    }
+}
