@@ -72,6 +72,21 @@ def test_max_pool_2x2_fast_path(shape, ceil, rng, simd_mode):
     np.testing.assert_array_equal(idx, idx_ref)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 9, 40), (1, 2, 1, 17), (3, 1, 5, 16), (1, 1, 2, 31)], ids=str)
+def test_max_pool_general_interior_fast_path(shape, rng, simd_mode):
+    """Interior outputs of the general path go 8 at a time through all their taps (stride 1, 2):
+    ties, NaN, dilation, an overlapping last step, stride-2 loads at the end of the plane."""
+    x = rng.integers(-2, 3, size=shape).astype(np.float32)
+    x.reshape(-1)[rng.integers(0, x.size, size=max(1, x.size // 11))] = np.nan
+    for k, s, p, d, ceil in pool_configs():
+        if not fits(shape, k, s, p, d, ceil):
+            continue
+        y, idx = _cnnrs.max_pool2d_forward(x, k, s, p, d, ceil)
+        y_ref, idx_ref = ref.max_pool2d(x, k, s, p, d, ceil)
+        np.testing.assert_array_equal(y, y_ref.astype(np.float32), err_msg=f"{k} {s} {p} {d} {ceil}")
+        np.testing.assert_array_equal(idx, idx_ref, err_msg=f"{k} {s} {p} {d} {ceil}")
+
+
 def test_simd_and_fallback_agree_bitwise(rng):
     x = rng.standard_normal((4, 5, 30, 46)).astype(np.float32)
     results = []

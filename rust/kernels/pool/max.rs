@@ -1,16 +1,18 @@
-//! Max pooling forward (value + int32 argmax per output) and backward (scatter
-//! of the output gradient to the argmax), optionally fused with a ReLU.
+//! Max pooling forward (value + int32 argmax per output) and backward (the
+//! output gradient added at the argmax), optionally fused with a ReLU.
 //!
 //! The forward walks one output row at a time. Outputs whose window lies
-//! fully inside the input along W (the "interior" columns) are updated tap by
-//! tap over the whole row, so the inner loop runs along W; the few border
-//! columns take the scalar per-window path. Taps are visited in PyTorch's
-//! order (rows, then columns) with PyTorch's rule `v > best || v is NaN`, so
-//! values and argmax match PyTorch exactly, NaN included.
+//! fully inside the input along W (the "interior" columns) go eight at a time
+//! through all their taps in AVX2 registers (stride 1 or 2), else tap by tap
+//! over the whole row, so the inner loop runs along W; the few border columns
+//! take the scalar per-window path. Taps are visited in PyTorch's order (rows,
+//! then columns) with PyTorch's rule `v > best || v is NaN`, so values and
+//! argmax match PyTorch exactly, NaN included.
 //!
-//! 2x2 windows with stride 2 (LeNet's and VGG's pools) have their own row
-//! routine with the ReLU fused: AVX2 (`max_avx2.rs`) for rows of 4 outputs or
-//! more where the CPU has it, else a branch-free scalar loop.
+//! 2x2 windows with stride 2 (LeNet's and VGG's pools) have their own path,
+//! ReLU fused: AVX2 over whole groups of planes where the CPU has it (rows of
+//! 2 outputs or more), else a branch-free scalar row loop; its backward reads
+//! each input's one window instead of scattering (`max_avx2.rs`).
 
 use super::{for_each_plane_group, for_each_plane_group2, Pool2dParams};
 use crate::kernels::simd;
@@ -153,6 +155,12 @@ fn max_row(
     let is = &mut irow[lo..hi];
     // PyTorch starts from -inf with the index of the first tap.
     let first_col = lo * sw - pw;
+    if avx2 {
+        let shape = [p.kernel[1], dw, sw];
+        if max_windows_simd(xs, p.w, (y0, y1, dy), first_col, shape, ys, is) == n {
+            return;
+        }
+    }
     ys.fill(f32::NEG_INFINITY);
     for (j, i) in is.iter_mut().enumerate() {
         *i = (y0 * p.w + first_col + j * sw) as i32;
@@ -163,30 +171,30 @@ fn max_row(
             let col = first_col + kx * dw;
             let taps = &row[col..col + (n - 1) * sw + 1];
             let base = (iy * p.w + col) as i32;
-            let done = if avx2 {
-                update_taps_simd(ys, is, taps, sw, base)
-            } else {
-                0
-            };
-            for j in done..n {
+            for j in 0..n {
                 let v = taps[j * sw];
-                if v > ys[j] || v.is_nan() {
-                    ys[j] = v;
-                    is[j] = base + (j * sw) as i32;
-                }
+                let take = (v > ys[j]) | v.is_nan();
+                (ys[j], is[j]) = select(take, (v, base + (j * sw) as i32), (ys[j], is[j]));
             }
         }
     }
 }
 
-/// AVX2 for one tap over a run of interior outputs (stride 1 or 2); returns
-/// how many leading outputs it did.
+/// AVX2 for all taps of a run of interior outputs; returns how many it did (all or none).
 #[allow(unused_variables)]
-fn update_taps_simd(ys: &mut [f32], is: &mut [i32], taps: &[f32], sw: usize, base: i32) -> usize {
+fn max_windows_simd(
+    xs: &[f32],
+    w: usize,
+    rows: (usize, usize, usize),
+    first_col: usize,
+    shape: [usize; 3],
+    ys: &mut [f32],
+    is: &mut [i32],
+) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
         // SAFETY: only called when use_avx2_fma() saw AVX2 on this CPU.
-        unsafe { super::max_avx2::update_taps(ys, is, taps, sw, base) }
+        unsafe { super::max_avx2::max_windows(xs, w, rows, first_col, shape, ys, is) }
     }
     #[cfg(not(target_arch = "x86_64"))]
     0
@@ -215,10 +223,8 @@ fn max_window(p: &Pool2dParams, xs: &[f32], rows: (usize, usize, usize), ox: usi
         for ix in (x0..x1).step_by(dx) {
             let i = iy * p.w + ix;
             let v = xs[i];
-            if v > best || v.is_nan() || best_i < 0 {
-                best = v;
-                best_i = i as i32;
-            }
+            let take = (v > best) | v.is_nan() | (best_i < 0);
+            (best, best_i) = select(take, (v, i as i32), (best, best_i));
         }
     }
     (best, best_i)
@@ -497,6 +503,45 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn avx2_general_rows_match_portable() {
+        if !simd::cpu_has_avx2_fma() {
+            return; // nothing to compare on this CPU
+        }
+        let mut checked = 0;
+        for (h, w) in (1..=6).flat_map(|h| (1..=41).map(move |w| (h, w))) {
+            let x = tricky(h * w, (h * 64 + w) as u32 + 7);
+            for (k, s, pad, d, ceil) in (1..=3).flat_map(|k| {
+                (1..=3).flat_map(move |s| {
+                    (0..=k / 2).flat_map(move |pad| {
+                        (1..=2).flat_map(move |d| [false, true].map(|ceil| (k, s, pad, d, ceil)))
+                    })
+                })
+            }) {
+                let Ok(p) =
+                    Pool2dParams::new("t", [1, 1, h, w], [k, k], [s, s], [pad, pad], [d, d], ceil)
+                else {
+                    continue;
+                };
+                let interior = interior_columns(&p);
+                for oy in 0..p.out_h {
+                    let mut rows = [
+                        (vec![0.0; p.out_w], vec![0; p.out_w]),
+                        (vec![1.0; p.out_w], vec![1; p.out_w]),
+                    ];
+                    for (avx2, (yr, ir)) in [true, false].into_iter().zip(rows.iter_mut()) {
+                        max_row(&p, &x, oy, 0, interior, avx2, yr, ir);
+                    }
+                    let what = format!("{h}x{w} k={k} s={s} pad={pad} d={d} ceil={ceil} row {oy}");
+                    assert!(same_bits(&rows[0].0, &rows[1].0), "{what}");
+                    assert_eq!(rows[0].1, rows[1].1, "{what}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked > 1000);
     }
 
     #[test]

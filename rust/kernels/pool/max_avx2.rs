@@ -1,6 +1,7 @@
-//! AVX2 max pooling for 2x2 windows with stride 2 (no padding, no dilation),
-//! the pool after most convolutions of LeNet and VGG, with the ReLU fused;
-//! and one tap of the general path.
+//! AVX2 max pooling: the 2x2 stride-2 pool (no padding, no dilation) after
+//! most convolutions of LeNet and VGG, forward with the ReLU fused and
+//! backward; and the interior outputs of the general path (stride 1 or 2,
+//! e.g. 3x3 pools), eight outputs in registers through all their taps.
 //!
 //! Rows of 8 outputs or more go in units of 8 outputs (16 input columns of
 //! both input rows); a row whose length is not a multiple of 8 ends with a
@@ -476,50 +477,78 @@ fn pick4(g: __m128, at: __m128i, tap: __m128i) -> __m128 {
     _mm_add_ps(_mm_setzero_ps(), _mm_and_ps(hit, g))
 }
 
-/// One tap of the general path over a run of outputs: `taps[j * stride]` is
-/// the tap's input for output j (stride 1 or 2), `index0` its flat index for
-/// output 0. Updates `best` / `at` with PyTorch's rule; returns how many
-/// leading outputs it did (a multiple of 8; the caller does the rest).
+/// All taps of a run of `n = best.len()` outputs of the general path whose
+/// windows lie inside the input along W (stride `sw` 1 or 2): output j's taps
+/// are rows `rows.0..rows.1` step `rows.2` of plane `xs` (width `w`), columns
+/// `first_col + j * sw + kx * dw` for kx < `kernel_w`, in PyTorch's order
+/// (rows, then columns), starting from -inf with the index of the first tap.
+/// Eight outputs stay in registers through all their taps; a run that is not
+/// a multiple of 8 ends with a step that overlaps the one before. Returns `n`,
+/// or 0 (nothing written) when this routine does not apply.
 ///
 /// # Safety
 /// The CPU must support AVX2 (checked by the caller through `use_avx2_fma`).
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
-pub unsafe fn update_taps(
+pub unsafe fn max_windows(
+    xs: &[f32],
+    w: usize,
+    (y0, y1, dy): (usize, usize, usize),
+    first_col: usize,
+    [kernel_w, dw, sw]: [usize; 3],
     best: &mut [f32],
     at: &mut [i32],
-    taps: &[f32],
-    stride: usize,
-    index0: i32,
 ) -> usize {
-    let n = best.len().min(at.len());
-    // Loads read 8 * stride floats per 8 outputs: stay inside `taps`.
-    let full = if stride == 1 || stride == 2 {
-        (n / 8).min(taps.len() / (8 * stride))
-    } else {
-        0
-    };
+    let n = best.len();
+    // Stride 2 reads 16 floats per 8 outputs; near the plane's end, from one
+    // float earlier (keeping the odd ones), which needs a plane of 16 or more.
+    if n < 8 || at.len() != n || !(sw == 1 || (sw == 2 && xs.len() >= 16)) {
+        return 0;
+    }
+    let last_tap = (y1 - 1) * w + first_col + (n - 1) * sw + (kernel_w - 1) * dw;
+    assert!(y0 < y1 && dy > 0 && last_tap < xs.len());
     let lanes = _mm256_mullo_epi32(
         _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
-        _mm256_set1_epi32(stride as i32),
+        _mm256_set1_epi32(sw as i32),
     );
-    for c in 0..full {
-        let j = 8 * c;
-        // SAFETY: j + 8 <= n for best / at, and 8 * stride * (c + 1) <= taps.len().
-        unsafe {
-            let v = if stride == 1 {
-                _mm256_loadu_ps(taps.as_ptr().add(j))
-            } else {
-                let p = taps.as_ptr().add(2 * j);
-                let (lo, hi) = (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)));
-                column_order(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi))
-            };
-            let mut b = _mm256_loadu_ps(best.as_ptr().add(j));
-            let mut a = _mm256_loadu_si256(at.as_ptr().add(j) as *const __m256i);
-            let v_at = _mm256_add_epi32(_mm256_set1_epi32(index0 + (j * stride) as i32), lanes);
-            update(&mut b, &mut a, v, v_at);
-            _mm256_storeu_ps(best.as_mut_ptr().add(j), b);
-            _mm256_storeu_si256(at.as_mut_ptr().add(j) as *mut __m256i, a);
+    let p = xs.as_ptr();
+    let mut j = 0;
+    loop {
+        let start = j.min(n - 8);
+        let first = y0 * w + first_col + start * sw;
+        let mut b = _mm256_set1_ps(f32::NEG_INFINITY);
+        let mut a = _mm256_add_epi32(_mm256_set1_epi32(first as i32), lanes);
+        for iy in (y0..y1).step_by(dy) {
+            for kx in 0..kernel_w {
+                let off = iy * w + first_col + start * sw + kx * dw;
+                // SAFETY: the taps of outputs start..start + 8 lie at off + k * sw <=
+                // last_tap < xs.len(); stride 2 reads off..off + 16 when that fits,
+                // else off - 1..off + 15 (off + 15 == xs.len() >= 16, so off >= 1).
+                let v = unsafe {
+                    if sw == 1 {
+                        _mm256_loadu_ps(p.add(off))
+                    } else if off + 16 <= xs.len() {
+                        let (lo, hi) =
+                            (_mm256_loadu_ps(p.add(off)), _mm256_loadu_ps(p.add(off + 8)));
+                        column_order(_mm256_shuffle_ps::<0b10_00_10_00>(lo, hi))
+                    } else {
+                        let q = p.add(off - 1);
+                        let (lo, hi) = (_mm256_loadu_ps(q), _mm256_loadu_ps(q.add(8)));
+                        column_order(_mm256_shuffle_ps::<0b11_01_11_01>(lo, hi))
+                    }
+                };
+                let v_at = _mm256_add_epi32(_mm256_set1_epi32(off as i32), lanes);
+                update(&mut b, &mut a, v, v_at);
+            }
         }
+        // SAFETY: start + 8 <= n.
+        unsafe {
+            _mm256_storeu_ps(best.as_mut_ptr().add(start), b);
+            _mm256_storeu_si256(at.as_mut_ptr().add(start) as *mut __m256i, a);
+        }
+        if start == n - 8 {
+            return n;
+        }
+        j += 8;
     }
-    8 * full
 }
