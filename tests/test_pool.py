@@ -72,6 +72,21 @@ def test_max_pool_2x2_fast_path(shape, ceil, rng, simd_mode):
     np.testing.assert_array_equal(idx, idx_ref)
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 9, 40), (1, 2, 1, 17), (3, 1, 5, 16), (1, 1, 2, 31)], ids=str)
+def test_max_pool_general_interior_fast_path(shape, rng, simd_mode):
+    """Interior outputs of the general path go 8 at a time through all their taps (stride 1, 2):
+    ties, NaN, dilation, an overlapping last step, stride-2 loads at the end of the plane."""
+    x = rng.integers(-2, 3, size=shape).astype(np.float32)
+    x.reshape(-1)[rng.integers(0, x.size, size=max(1, x.size // 11))] = np.nan
+    for k, s, p, d, ceil in pool_configs():
+        if not fits(shape, k, s, p, d, ceil):
+            continue
+        y, idx = _cnnrs.max_pool2d_forward(x, k, s, p, d, ceil)
+        y_ref, idx_ref = ref.max_pool2d(x, k, s, p, d, ceil)
+        np.testing.assert_array_equal(y, y_ref.astype(np.float32), err_msg=f"{k} {s} {p} {d} {ceil}")
+        np.testing.assert_array_equal(idx, idx_ref, err_msg=f"{k} {s} {p} {d} {ceil}")
+
+
 def test_simd_and_fallback_agree_bitwise(rng):
     x = rng.standard_normal((4, 5, 30, 46)).astype(np.float32)
     results = []
@@ -80,6 +95,63 @@ def test_simd_and_fallback_agree_bitwise(rng):
         results.append(_cnnrs.max_pool2d_forward(x, (2, 2), (2, 2), relu=True))
     np.testing.assert_array_equal(results[0][0], results[1][0])
     np.testing.assert_array_equal(results[0][1], results[1][1])
+
+
+# Output widths 1 (no unit), 2-3 (units of 2), 4-7 (units of 4; LeNet's 5), 8+ (units of 8, the last
+# one overlapping at 14 and 17 outputs), odd H and W, a ceil_mode column and row.
+BACKWARD_FAST_PATH_SHAPES = [*FAST_PATH_SHAPES, (2, 3, 10, 10), (1, 2, 11, 29), (1, 1, 3, 35), (2, 2, 3, 6)]
+
+
+@pytest.mark.parametrize("shape", BACKWARD_FAST_PATH_SHAPES, ids=str)
+@pytest.mark.parametrize("ceil", [False, True])
+@pytest.mark.parametrize("relu", [False, True])
+def test_max_pool_2x2_backward_fast_path(shape, ceil, relu, rng, simd_mode):
+    """2x2 stride 2 backward (the AVX2 path reads each input's one window instead of scattering):
+    exact, with ties and NaN in x, NaN and -0.0 in the gradient, argmax -1 from the fused ReLU."""
+    x = rng.integers(-2, 3, size=shape).astype(np.float32)
+    x.reshape(-1)[rng.integers(0, x.size, size=max(1, x.size // 13))] = np.nan
+    y, idx = _cnnrs.max_pool2d_forward(x, (2, 2), (2, 2), ceil_mode=ceil, relu=relu)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dy.reshape(-1)[::7] = -0.0
+    dy.reshape(-1)[3::11] = np.nan
+    dx = _cnnrs.max_pool2d_backward(dy, idx, shape, (2, 2), (2, 2), ceil_mode=ceil)
+    np.testing.assert_array_equal(dx, ref.max_pool2d_backward(dy, idx, shape).astype(np.float32))
+    # A zero-filled scatter-add gives 0.0 + -0.0 = +0.0: so must the gather.
+    assert not np.signbit(dx[dx == 0]).any()
+
+
+@pytest.mark.parametrize("shape", [(3, 40, 28, 28), (5, 70, 10, 10), (4, 300, 4, 4), (2, 64, 9, 11)], ids=str)
+def test_2x2_simd_fallback_and_thread_counts_agree_bitwise(shape, rng):
+    """Forward (ReLU fused) and backward, many channels, above the parallel threshold."""
+    x = (rng.standard_normal(shape) - 0.5).astype(np.float32)
+    dy = None
+    results = []
+    for force, threads in [(False, 1), (False, 2), (False, 3), (True, 1), (True, 3)]:
+        _cnnrs.set_force_fallback(force)
+        _cnnrs.set_num_threads(threads)
+        for ceil in (False, True):
+            y, idx = _cnnrs.max_pool2d_forward(x, (2, 2), (2, 2), ceil_mode=ceil, relu=True)
+            if dy is None or dy.shape != y.shape:
+                dy = np.random.default_rng(7).standard_normal(y.shape).astype(np.float32)
+            dx = _cnnrs.max_pool2d_backward(dy, idx, shape, (2, 2), (2, 2), ceil_mode=ceil)
+            results.append((ceil, y.view(np.int32), idx, dx.view(np.int32)))
+    for ceil in (False, True):
+        runs = [r[1:] for r in results if r[0] == ceil]
+        for run in runs[1:]:
+            for a, b in zip(runs[0], run):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_overlapping_windows_backward_with_relu_accumulates(rng):
+    """3x3 stride 2 (windows overlap): the branch-free skip of argmax -1 must not disturb the sums."""
+    shape = (2, 3, 9, 12)
+    x = (rng.standard_normal(shape) - 0.5).astype(np.float32)
+    for stride, pad, ceil in [((2, 2), (1, 1), True), ((1, 1), (0, 0), False), ((2, 1), (1, 0), False)]:
+        y, idx = _cnnrs.max_pool2d_forward(x, (3, 3), stride, pad, ceil_mode=ceil, relu=True)
+        assert (idx == -1).any() and (idx >= 0).any()
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        dx = _cnnrs.max_pool2d_backward(dy, idx, shape, (3, 3), stride, pad, ceil_mode=ceil)
+        np.testing.assert_allclose(dx, ref.max_pool2d_backward(dy, idx, shape), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("shape", SHAPES)

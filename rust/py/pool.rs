@@ -121,7 +121,15 @@ pub fn max_pool2d_backward<'py>(
     }
     let ams = am.as_slice()?;
     let plane = (p.h * p.w) as i32;
-    if let Some(bad) = ams.iter().find(|&&i| i >= plane || i < -1) {
+    // Min and max in one branch-free pass (it vectorises), then the culprit.
+    let (lo, hi) = ams
+        .iter()
+        .fold((i32::MAX, i32::MIN), |(lo, hi), &i| (lo.min(i), hi.max(i)));
+    let out_of_range = lo < -1 || hi >= plane;
+    if let Some(bad) = ams
+        .iter()
+        .find(|&&i| out_of_range && (i >= plane || i < -1))
+    {
         return Err(KernelError::Argument(format!(
             "{OP}: argmax holds index {bad}, outside an input plane of {}x{}; pass the argmax that max_pool2d_forward returned",
             p.h, p.w

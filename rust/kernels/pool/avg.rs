@@ -94,6 +94,14 @@ pub fn avg_pool2d_forward(
     });
 }
 
+/// The gradient of average pooling: each output's gradient, divided by its
+/// divisor, spread over its window (along W into one row buffer per output
+/// row, then added to every input row of the window).
+///
+/// When windows cannot overlap along H (kernel <= stride, LeNet's and VGG's
+/// 2x2 / 2 pools), each input row gets at most one output row's buffer, so it
+/// is copied there instead of zero-filling dx and adding: the same values
+/// (the buffers are sums that start at +0.0, so `0.0 + v == v` bit for bit).
 pub fn avg_pool2d_backward(
     p: &Pool2dParams,
     count_include_pad: bool,
@@ -103,24 +111,39 @@ pub fn avg_pool2d_backward(
 ) {
     let (in_plane, out_plane) = (p.in_plane(), p.out_plane());
     let t = AvgTables::new(p, count_include_pad, divisor_override);
+    let rows_disjoint = p.kernel[0] <= p.stride[0];
     for_each_plane_group(dx, in_plane, p.traffic(), |first, group| {
         let mut row_grad = vec![0.0f32; p.w];
         for (j, out) in group.chunks_mut(in_plane).enumerate() {
+            let g = &dy[(first + j) * out_plane..][..out_plane];
+            if rows_disjoint {
+                let mut spread_oy = None;
+                for (iy, row) in out.chunks_mut(p.w).enumerate() {
+                    // The one output row whose window holds input row iy, if any.
+                    let (oy, ky) = (
+                        (iy + p.padding[0]) / p.stride[0],
+                        (iy + p.padding[0]) % p.stride[0],
+                    );
+                    if oy >= p.out_h || ky >= p.kernel[0] {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    if spread_oy != Some(oy) {
+                        spread_row(p, &t, g, oy, &mut row_grad);
+                        spread_oy = Some(oy);
+                    }
+                    row.copy_from_slice(&row_grad);
+                }
+                continue;
+            }
             // Zeroed plane by plane, so that the adds below hit cache.
             out.fill(0.0);
-            let g = &dy[(first + j) * out_plane..][..out_plane];
             for oy in 0..p.out_h {
                 let (y0, y1, _) = p.taps(0, oy);
                 if y0 >= y1 {
                     continue;
                 }
-                row_grad.fill(0.0);
-                for (ox, &(x0, x1)) in t.cols.iter().enumerate() {
-                    let gv = g[oy * p.out_w + ox] / t.divisor(oy, ox);
-                    for s in &mut row_grad[x0..x1] {
-                        *s += gv;
-                    }
-                }
+                spread_row(p, &t, g, oy, &mut row_grad);
                 for iy in y0..y1 {
                     for (d, &s) in out[iy * p.w..][..p.w].iter_mut().zip(&row_grad) {
                         *d += s;
@@ -129,4 +152,17 @@ pub fn avg_pool2d_backward(
             }
         }
     });
+}
+
+/// Output row `oy`'s gradients (of one plane, `g`), each divided by its
+/// divisor, spread over their windows' columns in `row_grad`.
+#[inline]
+fn spread_row(p: &Pool2dParams, t: &AvgTables, g: &[f32], oy: usize, row_grad: &mut [f32]) {
+    row_grad.fill(0.0);
+    for (ox, &(x0, x1)) in t.cols.iter().enumerate() {
+        let gv = g[oy * p.out_w + ox] / t.divisor(oy, ox);
+        for s in &mut row_grad[x0..x1] {
+            *s += gv;
+        }
+    }
 }

@@ -145,6 +145,13 @@ impl Pool2dParams {
     fn out_plane(&self) -> usize {
         self.out_h * self.out_w
     }
+    /// The 2x2 stride-2 pool without padding or dilation (fast paths).
+    fn is_2x2_stride_2(&self) -> bool {
+        self.kernel == [2, 2]
+            && self.stride == [2, 2]
+            && self.padding == [0, 0]
+            && self.dilation == [1, 1]
+    }
     /// Elements read and written by one pass; decides serial vs parallel.
     fn traffic(&self) -> usize {
         self.planes() * (self.in_plane() + 2 * self.out_plane())
