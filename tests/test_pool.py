@@ -120,6 +120,21 @@ def test_max_pool_2x2_backward_fast_path(shape, ceil, relu, rng, simd_mode):
     assert not np.signbit(dx[dx == 0]).any()
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 9, 20), (1, 2, 6, 10), (1, 2, 5, 6)], ids=str)  # units of 8, 4, 2
+@pytest.mark.parametrize("ceil", [False, True])
+def test_2x2_backward_with_hand_made_indices_scatters_them(shape, ceil, rng, simd_mode):
+    """Indices that point outside their own window (in range, so accepted) or twice at one
+    input: the gradient still goes where each index says, as a scatter-add would do."""
+    x = rng.standard_normal(shape).astype(np.float32)
+    y, idx = _cnnrs.max_pool2d_forward(x, (2, 2), (2, 2), ceil_mode=ceil)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    for plane in idx.reshape(-1, *idx.shape[2:])[::2]:
+        plane[0, 1] = plane[0, 0]  # two windows name the same input
+        plane[-1, -1] = 0  # a window names an input of another window
+    dx = _cnnrs.max_pool2d_backward(dy, idx, shape, (2, 2), (2, 2), ceil_mode=ceil)
+    np.testing.assert_allclose(dx, ref.max_pool2d_backward(dy, idx, shape), rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("shape", [(3, 40, 28, 28), (5, 70, 10, 10), (4, 300, 4, 4), (2, 64, 9, 11)], ids=str)
 def test_2x2_simd_fallback_and_thread_counts_agree_bitwise(shape, rng):
     """Forward (ReLU fused) and backward, many channels, above the parallel threshold."""

@@ -255,26 +255,33 @@ pub fn max_pool2d_backward(p: &Pool2dParams, dy: &[f32], argmax: &[i32], dx: &mu
         let planes = group.len() / in_plane;
         let g = &dy[first * out_plane..][..planes * out_plane];
         let idx = &argmax[first * out_plane..][..planes * out_plane];
+        // Columns done by the AVX2 pass (0: none); None: an index outside its
+        // window (hand-made), so the whole group is scattered instead.
         let simd_cols = if simd_2x2 {
             max_2x2_backward_simd(p, g, idx, group)
         } else {
-            0
+            Some(0)
         };
         let planes = g.chunks(out_plane).zip(idx.chunks(out_plane));
         for ((g, idx), out) in planes.zip(group.chunks_mut(in_plane)) {
-            if simd_cols > 0 {
-                rest_2x2(p, simd_cols, g, idx, out);
-            } else {
-                targets.scatter(g, idx, out);
+            match simd_cols {
+                Some(cols) if cols > 0 && rest_2x2(p, cols, g, idx, out) => {}
+                _ => targets.scatter(g, idx, out),
             }
         }
     });
 }
 
 /// The AVX2 backward of the 2x2 stride-2 pool for a group of planes; returns
-/// how many leading outputs of each full-window row it did (0: none).
+/// how many leading outputs of each full-window row it did (0: none), or None
+/// if an index is outside its window (see `max_2x2_backward_planes`).
 #[allow(unused_variables)]
-fn max_2x2_backward_simd(p: &Pool2dParams, g: &[f32], idx: &[i32], dx: &mut [f32]) -> usize {
+fn max_2x2_backward_simd(
+    p: &Pool2dParams,
+    g: &[f32],
+    idx: &[i32],
+    dx: &mut [f32],
+) -> Option<usize> {
     #[cfg(target_arch = "x86_64")]
     {
         let planes = dx.len() / p.in_plane();
@@ -283,13 +290,18 @@ fn max_2x2_backward_simd(p: &Pool2dParams, g: &[f32], idx: &[i32], dx: &mut [f32
         unsafe { super::max_avx2::max_2x2_backward_planes(g, idx, planes, in_hw, out_hw, dx) }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    0
+    Some(0)
 }
 
 /// What the AVX2 backward of a 2x2 stride-2 plane leaves: in rows that have a
 /// full window below them, the inputs right of output column `simd_cols`
 /// (the ceil_mode window, the odd last column); then the odd last row.
-fn rest_2x2(p: &Pool2dParams, simd_cols: usize, g: &[f32], idx: &[i32], dx: &mut [f32]) {
+/// Returns false, having written nothing, if one of those windows' index is
+/// neither -1 nor one of its inputs (the caller then scatters the plane).
+fn rest_2x2(p: &Pool2dParams, simd_cols: usize, g: &[f32], idx: &[i32], dx: &mut [f32]) -> bool {
+    if !edge_indices_in_windows(p, simd_cols, idx) {
+        return false;
+    }
     // Even width without a ceil_mode column: the full-window rows are done.
     let rows_done = if simd_cols == p.out_w && 2 * p.out_w == p.w {
         p.h / 2 * 2
@@ -320,6 +332,20 @@ fn rest_2x2(p: &Pool2dParams, simd_cols: usize, g: &[f32], idx: &[i32], dx: &mut
         };
         row[covered.max(2 * from)..].fill(0.0);
     }
+    true
+}
+
+/// Whether the windows `rest_2x2` handles (outputs right of `simd_cols` in the
+/// full-window rows, and the whole ceil_mode row) hold their own index or -1.
+fn edge_indices_in_windows(p: &Pool2dParams, simd_cols: usize, idx: &[i32]) -> bool {
+    (0..p.out_h).all(|oy| {
+        let from = if oy < p.h / 2 { simd_cols } else { 0 };
+        (from..p.out_w).all(|ox| {
+            let i = idx[oy * p.out_w + ox];
+            let (iy, ix) = ((i / p.w as i32) as usize, (i % p.w as i32) as usize);
+            i == -1 || (i >= 0 && iy / 2 == oy && ix / 2 == ox)
+        })
+    })
 }
 
 /// Where the gradient of an output without argmax (-1) goes: per output row

@@ -306,8 +306,10 @@ fn update(best: &mut __m256, at: &mut __m256i, v: __m256, v_at: __m256i) {
 /// `0..2 * min(out_h, h / 2)` of each plane of `dx`, every one of them:
 /// `dx[i] = 0.0 + g[o]` if output `o`'s window holds `i` and `idx[o] == i`, else
 /// 0 (`0.0 + g`, as the zero-fill-then-add scatter gives: -0.0 lands as +0.0).
-/// The caller does the rest. Returns `full`, or 0 (nothing written) when
-/// `full < 2`.
+/// The caller does the rest. Returns `Some(full)`, or `Some(0)` (nothing
+/// written) when `full < 2`, or None when an index is neither -1 nor one of
+/// its own window's inputs (hand-made, not from the forward pass): reading
+/// each window would then drop that gradient, so the caller must scatter.
 ///
 /// Windows do not overlap, so each input is read from its one window instead
 /// of scattered to: dx is written once, in order, with no zero-fill pass and
@@ -323,24 +325,24 @@ pub unsafe fn max_2x2_backward_planes(
     [h, w]: [usize; 2],
     [out_h, out_w]: [usize; 2],
     dx: &mut [f32],
-) -> usize {
+) -> Option<usize> {
     let rows = out_h.min(h / 2);
     let full = out_w.min(w / 2);
     assert!(g.len() >= planes * out_h * out_w && idx.len() >= planes * out_h * out_w);
     assert!(dx.len() >= planes * h * w);
     if full < 2 {
-        return 0;
+        return Some(0);
     }
     let geometry = ([h, w], [out_h, out_w], [planes, rows, full]);
     // SAFETY: AVX2 per the caller; the geometry is the caller's.
-    unsafe {
+    let stray = unsafe {
         match full {
             8.. => backward_units::<8>(g, idx, geometry, dx),
             4..8 => backward_units::<4>(g, idx, geometry, dx),
             _ => backward_units::<2>(g, idx, geometry, dx),
         }
-    }
-    full
+    };
+    (stray == 0).then_some(full)
 }
 
 /// The loop of [`max_2x2_backward_planes`] over units of `WIDTH` outputs.
@@ -351,8 +353,9 @@ unsafe fn backward_units<const WIDTH: usize>(
     idx: &[i32],
     ([h, w], [out_h, out_w], [planes, rows, full]): ([usize; 2], [usize; 2], [usize; 3]),
     dx: &mut [f32],
-) {
+) -> i32 {
     let last = full - WIDTH;
+    let mut stray = 0;
     for plane in 0..planes {
         for oy in 0..rows {
             // Units every WIDTH columns, the last one at `last` (overlapping).
@@ -369,13 +372,13 @@ unsafe fn backward_units<const WIDTH: usize>(
                 // writes columns 2 * c .. 2 * (c + WIDTH) <= 2 * full <= w of input
                 // rows 2oy, 2oy + 1 < h. The overlapping last unit of a row rewrites
                 // the same values.
-                unsafe {
+                stray |= unsafe {
                     match WIDTH {
                         8 => backward8(g, idx, w, unit, dx),
                         4 => backward4(g, idx, w, unit, dx),
                         _ => backward2(g, idx, w, unit, dx),
                     }
-                }
+                };
                 if c == last {
                     break;
                 }
@@ -383,12 +386,14 @@ unsafe fn backward_units<const WIDTH: usize>(
             }
         }
     }
+    stray
 }
 
-/// 8 outputs: 16 columns of both input rows.
+/// 8 outputs: 16 columns of both input rows. Returns a nonzero mask if an
+/// index matched none of its window's four inputs and is not -1.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn backward8(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) {
+unsafe fn backward8(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) -> i32 {
     // SAFETY: the caller guarantees 8 outputs at u.output.
     let (gv, at) = unsafe {
         (
@@ -398,15 +403,20 @@ unsafe fn backward8(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) {
     };
     let pick = |tap: __m256i| {
         let hit = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, tap));
-        _mm256_add_ps(_mm256_setzero_ps(), _mm256_and_ps(hit, gv))
+        (
+            _mm256_add_ps(_mm256_setzero_ps(), _mm256_and_ps(hit, gv)),
+            hit,
+        )
     };
     let cols = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     let mut left = _mm256_add_epi32(_mm256_set1_epi32(u.index), cols);
+    let mut found = _mm256_castsi256_ps(_mm256_cmpeq_epi32(at, _mm256_set1_epi32(-1)));
     for row in [u.input, u.input + w] {
-        let (l, r) = (
+        let ((l, hit_l), (r, hit_r)) = (
             pick(left),
             pick(_mm256_add_epi32(left, _mm256_set1_epi32(1))),
         );
+        found = _mm256_or_ps(found, _mm256_or_ps(hit_l, hit_r));
         // Per lane [l0 r0 l1 r1 | l4 r4 l5 r5] and [l2 r2 l3 r3 | l6 r6 l7 r7].
         let (lo, hi) = (_mm256_unpacklo_ps(l, r), _mm256_unpackhi_ps(l, r));
         // SAFETY: the caller guarantees 16 writable floats at u.input and u.input + w.
@@ -417,12 +427,13 @@ unsafe fn backward8(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) {
         }
         left = _mm256_add_epi32(left, _mm256_set1_epi32(w as i32));
     }
+    _mm256_movemask_ps(found) ^ 0xff
 }
 
-/// 4 outputs: 8 columns of both input rows.
+/// 4 outputs: 8 columns of both input rows; returns as [`backward8`].
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn backward4(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) {
+unsafe fn backward4(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) -> i32 {
     // SAFETY: the caller guarantees 4 outputs at u.output.
     let (gv, at) = unsafe {
         (
@@ -431,11 +442,11 @@ unsafe fn backward4(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) {
         )
     };
     let mut left = _mm_add_epi32(_mm_set1_epi32(u.index), _mm_setr_epi32(0, 2, 4, 6));
+    let mut found = unmatched_none(at);
     for row in [u.input, u.input + w] {
-        let (l, r) = (
-            pick4(gv, at, left),
-            pick4(gv, at, _mm_add_epi32(left, _mm_set1_epi32(1))),
-        );
+        let right = _mm_add_epi32(left, _mm_set1_epi32(1));
+        let (l, r) = (pick4(gv, at, left), pick4(gv, at, right));
+        found = _mm_or_si128(found, _mm_or_si128(hits4(at, left), hits4(at, right)));
         // SAFETY: the caller guarantees 8 writable floats at u.input and u.input + w.
         unsafe {
             let p = dx.as_mut_ptr().add(row);
@@ -444,12 +455,13 @@ unsafe fn backward4(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) {
         }
         left = _mm_add_epi32(left, _mm_set1_epi32(w as i32));
     }
+    _mm_movemask_ps(_mm_castsi128_ps(found)) ^ 0xf
 }
 
-/// 2 outputs: 4 columns of both input rows.
+/// 2 outputs: 4 columns of both input rows; returns as [`backward8`] (lanes 0-1).
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn backward2(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) {
+unsafe fn backward2(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) -> i32 {
     // SAFETY: the caller guarantees 2 outputs at u.output (64-bit loads).
     let (gv, at) = unsafe {
         (
@@ -458,15 +470,30 @@ unsafe fn backward2(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) {
         )
     };
     let mut left = _mm_add_epi32(_mm_set1_epi32(u.index), _mm_setr_epi32(0, 2, 4, 6));
+    let mut found = unmatched_none(at);
     for row in [u.input, u.input + w] {
-        let (l, r) = (
-            pick4(gv, at, left),
-            pick4(gv, at, _mm_add_epi32(left, _mm_set1_epi32(1))),
-        );
+        let right = _mm_add_epi32(left, _mm_set1_epi32(1));
+        let (l, r) = (pick4(gv, at, left), pick4(gv, at, right));
+        found = _mm_or_si128(found, _mm_or_si128(hits4(at, left), hits4(at, right)));
         // SAFETY: the caller guarantees 4 writable floats at u.input and u.input + w.
         unsafe { _mm_storeu_ps(dx.as_mut_ptr().add(row), _mm_unpacklo_ps(l, r)) };
         left = _mm_add_epi32(left, _mm_set1_epi32(w as i32));
     }
+    (_mm_movemask_ps(_mm_castsi128_ps(found)) ^ 0xf) & 0b11
+}
+
+/// All-ones in the lanes whose argmax is -1 (no gradient, nothing to find).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn unmatched_none(at: __m128i) -> __m128i {
+    _mm_cmpeq_epi32(at, _mm_set1_epi32(-1))
+}
+
+/// All-ones in the lanes whose argmax is `tap`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn hits4(at: __m128i, tap: __m128i) -> __m128i {
+    _mm_cmpeq_epi32(at, tap)
 }
 
 /// `0.0 + g` in the lanes whose argmax is `tap`, else 0.
