@@ -130,7 +130,16 @@ def test_portable_fallback_agrees(m, n, k, trans_a, trans_b):
 
 @pytest.mark.parametrize("force_fallback", [False, True])
 @pytest.mark.parametrize(
-    "m,n,k", [(300, 290, 530), (1600, 100, 600), (7, 5000, 40), (1000, 9, 70), (3, 5000, 200)]
+    "m,n,k",
+    [
+        (300, 290, 530),
+        (1600, 100, 600),
+        (7, 5000, 40),
+        (1000, 9, 70),
+        (3, 5000, 200),
+        (97, 203, 131),  # small enough for one task per thread over its own columns
+        (128, 128, 128),
+    ],
 )
 def test_bitwise_identical_for_any_thread_count(m, n, k, force_fallback):
     _cnnrs.set_force_fallback(force_fallback)
@@ -141,6 +150,23 @@ def test_bitwise_identical_for_any_thread_count(m, n, k, force_fallback):
         results.append(_cnnrs.gemm(a, b, trans_b=True))
     for r in results[1:]:
         np.testing.assert_array_equal(r.view(np.uint32), results[0].view(np.uint32))
+
+
+@pytest.mark.parametrize("m,n,k", [(97, 203, 131), (61, 250, 700)])
+def test_accumulating_product_split_by_columns(m, n, k):
+    """alpha and beta on the path that gives each thread whole columns (last strip partial)."""
+    a, b = _operands(m, n, k, False, False)
+    c0 = np.random.default_rng(5).standard_normal((m, n)).astype(np.float32)
+    want = 0.5 * _reference(a, b, False, False) + 2.0 * c0.astype(np.float64)
+    results = []
+    for threads in (1, 2, 3):
+        _cnnrs.set_num_threads(threads)
+        out = c0.copy()
+        _cnnrs.gemm(a, b, alpha=0.5, beta=2.0, out=out)
+        results.append(out)
+    _assert_close(results[0], want, k)
+    for r in results[1:]:
+        np.testing.assert_array_equal(r, results[0])
 
 
 def test_errors_name_op_and_shapes():

@@ -189,6 +189,114 @@ pub fn run<B: PackB + ?Sized>(
     let (m, k, n) = (a.rows, a.cols, b.cols());
     let parallel = parallel && worth_parallel(m, n, k);
     let c = CPtr(c.as_mut_ptr());
+    if parallel && by_column_tasks(m, n, k) {
+        run_column_tasks(alpha, a, b, beta, c, ldc, epilogue, kernels);
+        return;
+    }
+    // SAFETY: `c` addresses the whole C that `gemm_ex` checked, held `&mut` by the caller.
+    unsafe { run_blocked(alpha, a, b, beta, c, ldc, epilogue, parallel, kernels) }
+}
+
+/// When a parallel product runs as one task per thread over its own columns
+/// (`run_column_tasks`): one fork-join per call instead of three per K block
+/// and no packed block shared between cores, at the price of every thread
+/// packing all of A. That price is small when each task has many columns
+/// (each packed A element then feeds >= 256 columns: under 5 % of the task),
+/// and worth paying anyway for products small enough (up to a 256^3 one) that
+/// the joins of the shared path cost more. Measured on 2 threads (GFLOP/s,
+/// shared path -> column tasks, numpy in brackets): n=128 112 -> 131 (146),
+/// n=256 160-167 -> 173 (187), n=512 187 -> 208 (205), n=1024 203-208 -> 205-210 (205).
+fn by_column_tasks(m: usize, n: usize, k: usize) -> bool {
+    const SMALL_FLOPS: usize = 2 * 256 * 256 * 256;
+    const MIN_COLUMNS_PER_TASK: usize = 256;
+    let threads = threading::num_threads();
+    let small = flops(m, n, k) <= SMALL_FLOPS && n >= 2 * NR * threads;
+    small || n >= MIN_COLUMNS_PER_TASK * threads
+}
+
+/// Columns `j0 .. j0 + nc` of a `PackB`, as a `PackB` of their own.
+struct ColumnRange<'a, B: ?Sized> {
+    b: &'a B,
+    j0: usize,
+    nc: usize,
+}
+
+impl<B: PackB + ?Sized> PackB for ColumnRange<'_, B> {
+    fn rows(&self) -> usize {
+        self.b.rows()
+    }
+
+    fn cols(&self) -> usize {
+        self.nc
+    }
+
+    fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
+        self.b.pack(k0, kc, self.j0 + j0, nc, out);
+    }
+}
+
+/// One task per thread, each computing whole columns of C (a run of NR-wide
+/// strips) with the serial blocked loop: every C tile sees the same K blocks
+/// in the same order as in the serial product, so the bits do not depend on
+/// the split.
+#[allow(clippy::too_many_arguments)]
+fn run_column_tasks<B: PackB + ?Sized>(
+    alpha: f32,
+    a: MatRef,
+    b: &B,
+    beta: f32,
+    c: CPtr,
+    ldc: usize,
+    epilogue: &Epilogue,
+    kernels: Kernels,
+) {
+    let n = b.cols();
+    let tasks = threading::num_threads();
+    let strips_per_task = n.div_ceil(NR).div_ceil(tasks);
+    threading::install(|| {
+        (0..tasks).into_par_iter().for_each(|t| {
+            let j0 = t * strips_per_task * NR;
+            if j0 >= n {
+                return;
+            }
+            let nc = (strips_per_task * NR).min(n - j0);
+            let columns = ColumnRange { b, j0, nc };
+            // SAFETY: this task's columns j0 .. j0 + nc of C lie inside C and
+            // no other task touches them.
+            unsafe {
+                run_blocked(
+                    alpha,
+                    a,
+                    &columns,
+                    beta,
+                    CPtr(c.get().add(j0)),
+                    ldc,
+                    epilogue,
+                    false,
+                    kernels,
+                )
+            }
+        })
+    });
+}
+
+/// The blocked loops over C at `c` (row stride `ldc`, `a.rows` x `b.cols()`).
+///
+/// # Safety
+/// `c` must address that whole block, and nothing else may access it during the call.
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_blocked<B: PackB + ?Sized>(
+    alpha: f32,
+    a: MatRef,
+    b: &B,
+    beta: f32,
+    c: CPtr,
+    ldc: usize,
+    epilogue: &Epilogue,
+    parallel: bool,
+    kernels: Kernels,
+) {
+    let (m, k, n) = (a.rows, a.cols, b.cols());
     let kc_max = block_size(k, KC, K_UNIT);
     let b_len = block_size(n, NC, NR).next_multiple_of(NR) * kc_max;
     let a_len = block_size(m, MB, MR).next_multiple_of(MR) * kc_max;
