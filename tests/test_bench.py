@@ -40,7 +40,7 @@ def test_contenders_alternate_after_warmup():
     assert [len(s) for s in samples.values()] == [FAST.repetitions] * 2
 
 
-def test_settle_pause_precedes_every_sample_and_is_not_timed():
+def test_settle_pause_and_wake_up_call_precede_every_sample_untimed():
     events = []
     clock = FakeClock()
     clock.step = 1.0
@@ -51,8 +51,10 @@ def test_settle_pause_precedes_every_sample_and_is_not_timed():
 
     runs = {"a": lambda: events.append("a"), "b": lambda: events.append("b")}
     samples, _ = time_alternating(runs, FAST, clock, settle_s=0.25, sleep=sleep)
-    rounds = FAST.warmup + FAST.repetitions
-    assert events == [("sleep", 0.25), "a", ("sleep", 0.25), "b"] * rounds
+    warmup = [("sleep", 0.25), "a", ("sleep", 0.25), "b"] * FAST.warmup
+    # Each timed sample: the pause, one untimed call to wake the contender, the sample.
+    timed = [("sleep", 0.25), "a", "a", ("sleep", 0.25), "b", "b"] * FAST.repetitions
+    assert events == warmup + timed
     assert all(s == pytest.approx(1.0) for per_call in samples.values() for s in per_call)
 
 

@@ -7,9 +7,8 @@ OpenBLAS's worker threads spin for about 0.1 s after each call (measured:
 0.105 s of a core's time while the caller sleeps), so a cnnrs sample taken
 right after a numpy sample would share its cores with them. Each sample
 therefore starts after a pause of ``SETTLE_S``, long enough for both
-libraries' threads to go idle: each is timed as if it ran alone, from the same
-starting state (cnnrs's workers have parked too; its first call in a sample
-pays their wake-up, amortised over the sample like OpenBLAS's).
+libraries' threads to go idle, then one untimed call that wakes the library's
+own threads: each is timed calling back to back as if it ran alone.
 """
 
 from __future__ import annotations

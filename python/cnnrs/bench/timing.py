@@ -154,6 +154,9 @@ def time_alternating(
     whose worker threads keep spinning after a call returns (OpenBLAS spins
     about 0.1 s of a core): without it each such anchor would take a core away
     from whichever contender runs next, and the ratio would measure that.
+    After the pause, one untimed call wakes the contender's own threads, so
+    that the sample measures back-to-back calls, as without the pause, and
+    not how fast a library's parked threads wake (OpenBLAS's took up to 10 ms).
     """
     one_call: dict[str, float] = dict(first_call_s or {})
     warmup_rounds = settings.warmup - (1 if first_call_s else 0)
@@ -172,6 +175,7 @@ def time_alternating(
         for name, run in runs.items():
             if settle_s:
                 sleep(settle_s)
+                run()  # wakes this contender's threads; not timed
             samples[name].append(_time_calls(run, calls[name], clock))
     return samples, calls
 
