@@ -5,8 +5,10 @@
 //! reduction: chunk boundaries are fixed by the problem size alone, so results are
 //! bit-identical for any thread count.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::any::Any;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use rayon::{ThreadPool, ThreadPoolBuilder};
@@ -90,6 +92,67 @@ pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     let result = pool.install(f);
     keep_warm(&pool);
     result
+}
+
+/// How long a caller of [`for_each_task`] spins for the pool's tasks to
+/// finish before it parks: its own task took about as long as theirs, so they
+/// are usually done or nearly so.
+const CALLER_SPIN: Duration = Duration::from_micros(200);
+
+/// Runs `task(0)`, ..., `task(tasks - 1)`, each exactly once, in parallel:
+/// from outside the pool the calling thread runs task 0 itself and the pool
+/// the others. A caller blocked in `install` sleeps on a lock, and waking it
+/// when the work is done costs tens of microseconds on this kind of VM, as
+/// much as a mid-size GEMM; a caller that works and then spins briefly never
+/// sleeps. Called from inside the pool, the tasks go to the pool's join.
+/// Results must not depend on which thread runs a task (every kernel's tasks
+/// write disjoint outputs).
+pub fn for_each_task(tasks: usize, task: &(dyn Fn(usize) + Sync)) {
+    if tasks <= 1 || rayon::current_thread_index().is_some() || num_threads() == 1 {
+        return install(|| {
+            use rayon::prelude::*;
+            (0..tasks).into_par_iter().for_each(task)
+        });
+    }
+    let pool = pool();
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+    let remaining = AtomicUsize::new(tasks - 1);
+    let panicked: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
+    let caller = std::thread::current();
+    for t in 1..tasks {
+        let (remaining, panicked, caller) = (&remaining, &panicked, caller.clone());
+        let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
+            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task(t))) {
+                *panicked.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+            }
+            // The last use of the caller's stack: it may return right after.
+            if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                caller.unpark();
+            }
+        });
+        // SAFETY: the job borrows `task`, `remaining` and `panicked` from this
+        // frame, which does not return before `remaining` has dropped to zero,
+        // i.e. before every job has made its last access to them (panics
+        // included: they are caught inside the job).
+        let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
+        pool.spawn(job);
+    }
+    let own = catch_unwind(AssertUnwindSafe(|| task(0)));
+    let start = Instant::now();
+    while remaining.load(Ordering::Acquire) != 0 {
+        if start.elapsed() < CALLER_SPIN {
+            std::hint::spin_loop();
+        } else {
+            std::thread::park_timeout(Duration::from_millis(1));
+        }
+    }
+    keep_warm(&pool);
+    if let Err(payload) = own {
+        resume_unwind(payload);
+    }
+    if let Some(payload) = panicked.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        resume_unwind(payload);
+    }
 }
 
 /// Queues `threads - 1` jobs that spin until `KEEP_WARM` has passed or the

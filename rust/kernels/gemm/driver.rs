@@ -253,30 +253,28 @@ fn run_column_tasks<B: PackB + ?Sized>(
     let n = b.cols();
     let tasks = threading::num_threads();
     let strips_per_task = n.div_ceil(NR).div_ceil(tasks);
-    threading::install(|| {
-        (0..tasks).into_par_iter().for_each(|t| {
-            let j0 = t * strips_per_task * NR;
-            if j0 >= n {
-                return;
-            }
-            let nc = (strips_per_task * NR).min(n - j0);
-            let columns = ColumnRange { b, j0, nc };
-            // SAFETY: this task's columns j0 .. j0 + nc of C lie inside C and
-            // no other task touches them.
-            unsafe {
-                run_blocked(
-                    alpha,
-                    a,
-                    &columns,
-                    beta,
-                    CPtr(c.get().add(j0)),
-                    ldc,
-                    epilogue,
-                    false,
-                    kernels,
-                )
-            }
-        })
+    threading::for_each_task(tasks, &|t| {
+        let j0 = t * strips_per_task * NR;
+        if j0 >= n {
+            return;
+        }
+        let nc = (strips_per_task * NR).min(n - j0);
+        let columns = ColumnRange { b, j0, nc };
+        // SAFETY: this task's columns j0 .. j0 + nc of C lie inside C and
+        // no other task touches them.
+        unsafe {
+            run_blocked(
+                alpha,
+                a,
+                &columns,
+                beta,
+                CPtr(c.get().add(j0)),
+                ldc,
+                epilogue,
+                false,
+                kernels,
+            )
+        }
     });
 }
 
