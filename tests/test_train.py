@@ -121,6 +121,29 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path, optimizer):
     assert straight.optimizer.param_groups[0]["lr"] == second.optimizer.param_groups[0]["lr"]
 
 
+def test_resume_after_a_kill_between_publishing_and_the_copies_refreshes_them(tmp_path):
+    """save() publishes latest.json, then rewrites model.safetensors and the history files.
+    A kill in between leaves those one epoch behind; resuming a finished run must refresh them."""
+    import json
+
+    out = tmp_path / "run"
+    trainer = make_trainer(out, epochs=2)
+    trainer.fit(2, stop_after=1)
+    stale_model, stale_history = (out / "model.safetensors").read_bytes(), (out / "history.json").read_text()
+    trainer.fit(2, resume=True)
+    final_model = (out / "model.safetensors").read_bytes()
+    assert final_model != stale_model
+    # The kill: latest.json says epoch 2, the copies are still those of epoch 1.
+    (out / "model.safetensors").write_bytes(stale_model)
+    (out / "history.json").write_text(stale_history)
+
+    resumed = make_trainer(out, epochs=2, seed=5)
+    resumed.fit(2, resume=True)  # nothing left to train
+    assert resumed.epoch == 2
+    assert (out / "model.safetensors").read_bytes() == final_model
+    assert [row["epoch"] for row in json.loads((out / "history.json").read_text())] == [1, 2]
+
+
 def test_resume_without_checkpoint_starts_fresh(tmp_path):
     lines = []
     trainer = make_trainer(tmp_path, epochs=1)

@@ -19,7 +19,14 @@ from typing import Callable, Iterable, Optional
 
 from . import random as _random
 from .autograd import no_grad
-from .checkpoint import atomic_write, latest_checkpoint, load_checkpoint, save_checkpoint, to_numpy
+from .checkpoint import (
+    MODEL_FILE,
+    atomic_write,
+    latest_checkpoint,
+    load_checkpoint,
+    save_checkpoint,
+    to_numpy,
+)
 
 try:  # tqdm is a declared dependency, but a missing one must not break training
     from tqdm import tqdm
@@ -267,8 +274,20 @@ class Trainer:
         checkpoint = load_checkpoint(path)
         self.model.load_state_dict(checkpoint.weights)
         self.load_state_dict(checkpoint.state)
+        if self.out_dir is not None and Path(path) == self.out_dir:
+            self._republish(checkpoint.path)
         self.log(f"resumed from {checkpoint.path} after epoch {self.epoch}")
         return True
+
+    def _republish(self, checkpoint_dir: Path) -> None:
+        """Rewrite the run directory's convenience copies (weights, history) from the checkpoint.
+
+        ``save`` publishes ``latest.json`` first and these copies after it, so a
+        run killed in between leaves them one epoch behind the checkpoint; a
+        resume with no epoch left to train would otherwise never refresh them.
+        """
+        atomic_write(self.out_dir / MODEL_FILE, (Path(checkpoint_dir) / MODEL_FILE).read_bytes())
+        self._write_history()
 
     def _write_history(self) -> None:
         atomic_write(self.out_dir / "history.json", json.dumps(self.history, indent=1))
