@@ -108,7 +108,10 @@ const CALLER_SPIN: Duration = Duration::from_micros(200);
 /// Results must not depend on which thread runs a task (every kernel's tasks
 /// write disjoint outputs).
 pub fn for_each_task(tasks: usize, task: &(dyn Fn(usize) + Sync)) {
-    if tasks <= 1 || rayon::current_thread_index().is_some() || num_threads() == 1 {
+    if tasks <= 1 {
+        return (0..tasks).for_each(task);
+    }
+    if rayon::current_thread_index().is_some() || num_threads() == 1 {
         return install(|| {
             use rayon::prelude::*;
             (0..tasks).into_par_iter().for_each(task)
@@ -153,6 +156,80 @@ pub fn for_each_task(tasks: usize, task: &(dyn Fn(usize) + Sync)) {
     if let Some(payload) = panicked.into_inner().unwrap_or_else(|e| e.into_inner()) {
         resume_unwind(payload);
     }
+}
+
+/// A raw pointer the tasks of one call share; each task touches only the
+/// elements it was handed.
+struct SharedMut<T>(*mut T);
+// SAFETY: used only to hand disjoint chunks of a `&mut [T]` to the tasks of one call.
+unsafe impl<T: Send> Send for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    /// Chunk `i` (of `len`-long chunks) of the `total`-long slice.
+    ///
+    /// # Safety
+    /// No other reference to that chunk may exist while the result lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn chunk(&self, i: usize, len: usize, total: usize) -> &mut [T] {
+        let start = i * len;
+        std::slice::from_raw_parts_mut(self.0.add(start), len.min(total - start))
+    }
+}
+
+/// `data.par_chunks_mut(chunk_len).enumerate().for_each_init(init, f)` with
+/// the calling thread taking part: `min(threads, chunks)` tasks (see
+/// [`for_each_task`]) take chunks one at a time from a shared counter, each
+/// with its own `init()` state, made at its first chunk. Which thread gets
+/// which chunk varies, so a chunk's result must depend on the chunk only.
+pub fn for_each_chunk_mut<T: Send, S>(
+    data: &mut [T],
+    chunk_len: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, (usize, &mut [T])) + Sync,
+) {
+    let chunk_len = chunk_len.max(1);
+    let (total, chunks) = (data.len(), data.len().div_ceil(chunk_len));
+    let shared = SharedMut(data.as_mut_ptr());
+    let next = AtomicUsize::new(0);
+    for_each_task(num_threads().min(chunks), &|_| {
+        let mut state = None;
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= chunks {
+                break;
+            }
+            // SAFETY: the counter hands out each chunk index once, and `data`
+            // is borrowed mutably for the whole call.
+            let chunk = unsafe { shared.chunk(i, chunk_len, total) };
+            f(state.get_or_insert_with(&init), (i, chunk));
+        }
+    });
+}
+
+/// As [`for_each_chunk_mut`] without state, over two slices cut into the same
+/// number of chunks (`a_len` and `b_len` elements each).
+pub fn for_each_chunk_pair_mut<T: Send, U: Send>(
+    a: &mut [T],
+    a_len: usize,
+    b: &mut [U],
+    b_len: usize,
+    f: impl Fn(usize, &mut [T], &mut [U]) + Sync,
+) {
+    let (a_len, b_len) = (a_len.max(1), b_len.max(1));
+    let chunks = a.len().div_ceil(a_len).min(b.len().div_ceil(b_len));
+    let (a_total, b_total) = (a.len(), b.len());
+    let (sa, sb) = (SharedMut(a.as_mut_ptr()), SharedMut(b.as_mut_ptr()));
+    let next = AtomicUsize::new(0);
+    for_each_task(num_threads().min(chunks), &|_| loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= chunks {
+            break;
+        }
+        // SAFETY: as in `for_each_chunk_mut`, for both slices.
+        let (ca, cb) = unsafe { (sa.chunk(i, a_len, a_total), sb.chunk(i, b_len, b_total)) };
+        f(i, ca, cb);
+    });
 }
 
 /// Queues `threads - 1` jobs that spin until `KEEP_WARM` has passed or the

@@ -28,8 +28,6 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 #[cfg(target_arch = "x86_64")]
 use super::direct_avx2;
 use super::params::Conv2dParams;
@@ -216,11 +214,7 @@ fn over_images<S: Send>(
             .enumerate()
             .for_each(|item| step(&mut s, item));
     } else {
-        threading::install(|| {
-            out.par_chunks_mut(image_len)
-                .enumerate()
-                .for_each_init(scratch, step);
-        });
+        threading::for_each_chunk_mut(out, image_len, scratch, step);
     }
 }
 
@@ -336,12 +330,7 @@ pub fn weight_grad(
             .enumerate()
             .for_each(|item| chunk(&mut s, item));
     } else {
-        threading::install(|| {
-            partials
-                .par_chunks_mut(part_len)
-                .enumerate()
-                .for_each_init(scratch, chunk);
-        });
+        threading::for_each_chunk_mut(&mut partials, part_len, scratch, chunk);
     }
     sum_partials(&partials, part_len, 0, dw, false);
     if let Some(db) = db {

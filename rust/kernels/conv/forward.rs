@@ -5,8 +5,6 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 use super::implicit::{with_forward_cols, Im2colImages};
 use super::params::Conv2dParams;
 use super::Plan;
@@ -62,11 +60,7 @@ pub(super) fn gemm_forward(
     };
     let y_step_len = per_gemm * p.c_out * n;
     if plan == Plan::OverImages {
-        threading::install(|| {
-            y.par_chunks_mut(y_step_len)
-                .enumerate()
-                .for_each_init(|| vec![0.0; scratch_len], step);
-        });
+        threading::for_each_chunk_mut(y, y_step_len, || vec![0.0; scratch_len], step);
     } else {
         let mut scratch = vec![0.0; scratch_len];
         for item in y.chunks_mut(y_step_len).enumerate() {

@@ -3,8 +3,6 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 use super::im2col::col2im_add;
 use super::params::Conv2dParams;
 use super::Plan;
@@ -63,11 +61,7 @@ pub(super) fn gemm_input_grad(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut 
     };
     let dx_step_len = per_gemm * p.c_in * p.in_plane();
     if plan == Plan::OverImages {
-        threading::install(|| {
-            dx.par_chunks_mut(dx_step_len)
-                .enumerate()
-                .for_each_init(scratch, step);
-        });
+        threading::for_each_chunk_mut(dx, dx_step_len, scratch, step);
     } else {
         let mut buffers = scratch();
         for item in dx.chunks_mut(dx_step_len).enumerate() {

@@ -79,12 +79,7 @@ pub(super) fn gemm_weight_grad(
         );
     };
     if plan == Plan::OverImages {
-        threading::install(|| {
-            partials
-                .par_chunks_mut(part_len)
-                .enumerate()
-                .for_each_init(scratch, chunk);
-        });
+        threading::for_each_chunk_mut(&mut partials, part_len, scratch, chunk);
     } else {
         let mut dy_buf = scratch();
         for item in partials.chunks_mut(part_len).enumerate() {

@@ -18,8 +18,6 @@ mod max_avx2;
 pub use avg::{avg_pool2d_backward, avg_pool2d_forward};
 pub use max::{max_pool2d_backward, max_pool2d_forward};
 
-use rayon::prelude::*;
-
 use crate::error::{checked_product, KernelError, Result};
 use crate::threading;
 
@@ -201,11 +199,12 @@ fn for_each_plane_group<T: Send>(
         return f(0, out);
     }
     let per_task = (TASK_ELEMS / plane_len.max(1)).max(1);
-    threading::install(|| {
-        out.par_chunks_mut(per_task * plane_len)
-            .enumerate()
-            .for_each(|(g, group)| f(g * per_task, group))
-    });
+    threading::for_each_chunk_mut(
+        out,
+        per_task * plane_len,
+        || (),
+        |_, (g, group)| f(g * per_task, group),
+    );
 }
 
 /// As [`for_each_plane_group`] for two outputs with planes of the same length.
@@ -221,12 +220,7 @@ fn for_each_plane_group2<T: Send, U: Send>(
     }
     let per_task = (TASK_ELEMS / plane_len.max(1)).max(1);
     let group = per_task * plane_len;
-    threading::install(|| {
-        a.par_chunks_mut(group)
-            .zip(b.par_chunks_mut(group))
-            .enumerate()
-            .for_each(|(g, (ga, gb))| f(g * per_task, ga, gb))
-    });
+    threading::for_each_chunk_pair_mut(a, group, b, group, |g, ga, gb| f(g * per_task, ga, gb));
 }
 
 #[cfg(test)]
