@@ -144,7 +144,9 @@ pub fn for_each_task(tasks: usize, task: &(dyn Fn(usize) + Sync)) {
     let start = Instant::now();
     while remaining.load(Ordering::Acquire) != 0 {
         if start.elapsed() < CALLER_SPIN {
-            std::hint::spin_loop();
+            // Yield rather than only spin: if the OS put a worker of this call on
+            // the caller's core, spinning would keep it from running.
+            std::thread::yield_now();
         } else {
             std::thread::park_timeout(Duration::from_millis(1));
         }
@@ -244,6 +246,8 @@ fn keep_warm(pool: &ThreadPool) {
                 for _ in 0..32 {
                     std::hint::spin_loop();
                 }
+                // Let the calling thread run if the OS put it on this core.
+                std::thread::yield_now();
             }
         });
     }
