@@ -7,7 +7,7 @@
 
 use std::any::Any;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -119,30 +119,44 @@ pub fn for_each_task(tasks: usize, task: &(dyn Fn(usize) + Sync)) {
     }
     let pool = pool();
     GENERATION.fetch_add(1, Ordering::AcqRel);
-    let remaining = AtomicUsize::new(tasks - 1);
-    let panicked: Mutex<Option<Box<dyn Any + Send>>> = Mutex::new(None);
-    let caller = std::thread::current();
+    let shared = Arc::new(TaskState {
+        claimed: (0..tasks).map(|_| AtomicBool::new(false)).collect(),
+        running: AtomicUsize::new(0),
+        panicked: Mutex::new(None),
+        caller: std::thread::current(),
+    });
+    // SAFETY (for the transmute below): a job calls `task` only after claiming
+    // its index while counted in `running`, and this frame does not return
+    // before `running` is back to zero with every index claimed; a job that
+    // starts later finds its index claimed and touches only `shared`, which it owns.
+    let task_static: &'static (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(task) };
     for t in 1..tasks {
-        let (remaining, panicked, caller) = (&remaining, &panicked, caller.clone());
-        let job: Box<dyn FnOnce() + Send + '_> = Box::new(move || {
-            if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task(t))) {
-                *panicked.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+        let shared = Arc::clone(&shared);
+        pool.spawn(move || {
+            shared.running.fetch_add(1, Ordering::AcqRel);
+            if !shared.claimed[t].swap(true, Ordering::AcqRel) {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| task_static(t))) {
+                    *shared.panicked.lock().unwrap_or_else(|e| e.into_inner()) = Some(payload);
+                }
             }
-            // The last use of the caller's stack: it may return right after.
-            if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                caller.unpark();
+            if shared.running.fetch_sub(1, Ordering::AcqRel) == 1 {
+                shared.caller.unpark();
             }
         });
-        // SAFETY: the job borrows `task`, `remaining` and `panicked` from this
-        // frame, which does not return before `remaining` has dropped to zero,
-        // i.e. before every job has made its last access to them (panics
-        // included: they are caught inside the job).
-        let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
-        pool.spawn(job);
     }
-    let own = catch_unwind(AssertUnwindSafe(|| task(0)));
+    // Task 0, then every task no worker has started yet: a parked worker that
+    // wakes late must not keep the caller waiting for work it can do itself.
+    shared.claimed[0].store(true, Ordering::Release);
+    let mut own = catch_unwind(AssertUnwindSafe(|| task(0)));
+    for t in 1..tasks {
+        if own.is_ok() && !shared.claimed[t].swap(true, Ordering::AcqRel) {
+            own = catch_unwind(AssertUnwindSafe(|| task(t)));
+        } else {
+            shared.claimed[t].store(true, Ordering::Release);
+        }
+    }
     let start = Instant::now();
-    while remaining.load(Ordering::Acquire) != 0 {
+    while shared.running.load(Ordering::Acquire) != 0 {
         if start.elapsed() < CALLER_SPIN {
             // Yield rather than only spin: if the OS put a worker of this call on
             // the caller's core, spinning would keep it from running.
@@ -155,9 +169,24 @@ pub fn for_each_task(tasks: usize, task: &(dyn Fn(usize) + Sync)) {
     if let Err(payload) = own {
         resume_unwind(payload);
     }
-    if let Some(payload) = panicked.into_inner().unwrap_or_else(|e| e.into_inner()) {
+    let panicked = shared
+        .panicked
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(payload) = panicked {
         resume_unwind(payload);
     }
+}
+
+/// What the caller of [`for_each_task`] and its pool jobs share.
+struct TaskState {
+    /// Whether task `t` has been taken, by its job or by the caller.
+    claimed: Vec<AtomicBool>,
+    /// Jobs between their start and their end (whether or not they ran a task).
+    running: AtomicUsize,
+    panicked: Mutex<Option<Box<dyn Any + Send>>>,
+    caller: std::thread::Thread,
 }
 
 /// A raw pointer the tasks of one call share; each task touches only the
@@ -270,4 +299,64 @@ pub fn set_num_threads(n: usize) -> Result<(), String> {
     let new_pool = Arc::new(try_build_pool(n.clamp(1, MAX_THREADS)).map_err(|e| e.to_string())?);
     *slot().write().unwrap_or_else(|e| e.into_inner()) = new_pool;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_task_runs_exactly_once() {
+        for tasks in [0, 1, 2, 3, 7] {
+            for _ in 0..200 {
+                let runs: Vec<AtomicUsize> = (0..tasks).map(|_| AtomicUsize::new(0)).collect();
+                for_each_task(tasks, &|t| {
+                    runs[t].fetch_add(1, Ordering::Relaxed);
+                });
+                assert!(
+                    runs.iter().all(|r| r.load(Ordering::Relaxed) == 1),
+                    "{tasks} tasks"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_panicking_task_reaches_the_caller() {
+        for bad in 0..3 {
+            let result = catch_unwind(|| for_each_task(3, &|t| assert_ne!(t, bad, "task {t}")));
+            assert!(result.is_err(), "task {bad} panicked but the call returned");
+        }
+        // The pool still works afterwards.
+        let sum = AtomicUsize::new(0);
+        for_each_task(4, &|t| {
+            sum.fetch_add(t, Ordering::Relaxed);
+        });
+        assert_eq!(sum.load(Ordering::Relaxed), 6);
+    }
+
+    #[test]
+    fn chunks_are_handed_out_once_each_with_their_index() {
+        for (len, chunk) in [(1000, 64), (64, 64), (5, 8), (0, 3)] {
+            let mut data = vec![usize::MAX; len];
+            for_each_chunk_mut(&mut data, chunk, || (), |_, (i, c)| c.fill(i));
+            assert!(
+                data.iter().enumerate().all(|(j, &v)| v == j / chunk),
+                "{len} / {chunk}"
+            );
+            let (mut a, mut b) = (vec![0u8; len], vec![0u32; 2 * len]);
+            for_each_chunk_pair_mut(&mut a, chunk, &mut b, 2 * chunk, |i, ca, cb| {
+                ca.fill(i as u8 + 1);
+                cb.fill(i as u32 + 1);
+            });
+            assert!(a
+                .iter()
+                .enumerate()
+                .all(|(j, &v)| v as usize == j / chunk + 1));
+            assert!(b
+                .iter()
+                .enumerate()
+                .all(|(j, &v)| v as usize == j / (2 * chunk) + 1));
+        }
+    }
 }
