@@ -2,8 +2,6 @@
 //!
 //! Large arrays are split into fixed-size chunks (independent of the thread count).
 
-use rayon::prelude::*;
-
 use crate::threading;
 
 /// Elements per parallel task; below twice this, the op stays on the calling thread.
@@ -22,11 +20,7 @@ fn zip_chunks<const K: usize>(
     if out.len() < 2 * CHUNK || threading::single_threaded() {
         f(out, inputs);
     } else {
-        threading::install(|| {
-            out.par_chunks_mut(CHUNK)
-                .enumerate()
-                .for_each(|(c, o)| piece(c, o))
-        });
+        threading::for_each_chunk_mut(out, CHUNK, || (), |_, (c, o)| piece(c, o));
     }
 }
 
@@ -73,9 +67,11 @@ pub fn bias_add_inplace(y: &mut [f32], bias: &[f32], inner: usize) {
     } else {
         // Whole samples per task, about CHUNK elements each.
         let per_task = (CHUNK / row).max(1) * row;
-        threading::install(|| {
-            y.par_chunks_mut(per_task)
-                .for_each(|group| group.chunks_mut(row).for_each(add_sample))
-        });
+        threading::for_each_chunk_mut(
+            y,
+            per_task,
+            || (),
+            |_, (_, group)| group.chunks_mut(row).for_each(add_sample),
+        );
     }
 }

@@ -9,8 +9,6 @@
 //! on the thread count and the variance does not lose digits when |mean| is
 //! large against the standard deviation.
 
-use rayon::prelude::*;
-
 use crate::kernels::simd;
 use crate::threading::{self, PARALLEL_MIN_FLOPS};
 
@@ -246,12 +244,14 @@ fn for_each_channel<T: Send>(
     if 4 * shape.len() < PARALLEL_MIN_FLOPS || threading::single_threaded() || shape.channels < 2 {
         (0..shape.channels).map(per_channel).collect()
     } else {
-        threading::install(|| {
-            (0..shape.channels)
-                .into_par_iter()
-                .map(&per_channel)
-                .collect()
-        })
+        let mut results: Vec<Option<T>> = (0..shape.channels).map(|_| None).collect();
+        threading::for_each_chunk_mut(
+            &mut results,
+            1,
+            || (),
+            |_, (c, slot)| slot[0] = Some(per_channel(c)),
+        );
+        results.into_iter().flatten().collect()
     }
 }
 
