@@ -375,8 +375,8 @@ unsafe fn backward_units<const WIDTH: usize>(
                 stray |= unsafe {
                     match WIDTH {
                         8 => backward8(g, idx, w, unit, dx),
-                        4 => backward4(g, idx, w, unit, dx),
-                        _ => backward2(g, idx, w, unit, dx),
+                        4 => backward_narrow::<4>(g, idx, w, unit, dx),
+                        _ => backward_narrow::<2>(g, idx, w, unit, dx),
                     }
                 };
                 if c == last {
@@ -430,78 +430,57 @@ unsafe fn backward8(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) -
     _mm256_movemask_ps(found) ^ 0xff
 }
 
-/// 4 outputs: 8 columns of both input rows; returns as [`backward8`].
+/// `N` = 4 or 2 outputs: 2N columns of both input rows; returns as
+/// [`backward8`] (for lanes 0..N).
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn backward4(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) -> i32 {
-    // SAFETY: the caller guarantees 4 outputs at u.output.
+unsafe fn backward_narrow<const N: usize>(
+    g: &[f32],
+    idx: &[i32],
+    w: usize,
+    u: Unit,
+    dx: &mut [f32],
+) -> i32 {
+    // SAFETY: the caller guarantees N outputs at u.output (64-bit loads for 2).
     let (gv, at) = unsafe {
-        (
-            _mm_loadu_ps(g.as_ptr().add(u.output)),
-            _mm_loadu_si128(idx.as_ptr().add(u.output) as *const __m128i),
-        )
+        let (g, idx) = (g.as_ptr().add(u.output), idx.as_ptr().add(u.output));
+        if N == 4 {
+            (_mm_loadu_ps(g), _mm_loadu_si128(idx as *const __m128i))
+        } else {
+            (
+                _mm_castsi128_ps(_mm_loadl_epi64(g as *const __m128i)),
+                _mm_loadl_epi64(idx as *const __m128i),
+            )
+        }
     };
     let mut left = _mm_add_epi32(_mm_set1_epi32(u.index), _mm_setr_epi32(0, 2, 4, 6));
-    let mut found = unmatched_none(at);
+    let mut found = _mm_cmpeq_epi32(at, _mm_set1_epi32(-1)); // -1: nothing to find
     for row in [u.input, u.input + w] {
-        let right = _mm_add_epi32(left, _mm_set1_epi32(1));
-        let (l, r) = (pick4(gv, at, left), pick4(gv, at, right));
-        found = _mm_or_si128(found, _mm_or_si128(hits4(at, left), hits4(at, right)));
-        // SAFETY: the caller guarantees 8 writable floats at u.input and u.input + w.
+        let ((l, hit_l), (r, hit_r)) = (
+            pick4(gv, at, left),
+            pick4(gv, at, _mm_add_epi32(left, _mm_set1_epi32(1))),
+        );
+        found = _mm_or_si128(found, _mm_or_si128(hit_l, hit_r));
+        // SAFETY: the caller guarantees 2N writable floats at u.input and u.input + w.
         unsafe {
             let p = dx.as_mut_ptr().add(row);
             _mm_storeu_ps(p, _mm_unpacklo_ps(l, r));
-            _mm_storeu_ps(p.add(4), _mm_unpackhi_ps(l, r));
+            if N == 4 {
+                _mm_storeu_ps(p.add(4), _mm_unpackhi_ps(l, r));
+            }
         }
         left = _mm_add_epi32(left, _mm_set1_epi32(w as i32));
     }
-    _mm_movemask_ps(_mm_castsi128_ps(found)) ^ 0xf
+    (_mm_movemask_ps(_mm_castsi128_ps(found)) ^ 0xf) & ((1 << N) - 1)
 }
 
-/// 2 outputs: 4 columns of both input rows; returns as [`backward8`] (lanes 0-1).
+/// `0.0 + g` in the lanes whose argmax is `tap`, else 0; and the hit mask.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn backward2(g: &[f32], idx: &[i32], w: usize, u: Unit, dx: &mut [f32]) -> i32 {
-    // SAFETY: the caller guarantees 2 outputs at u.output (64-bit loads).
-    let (gv, at) = unsafe {
-        (
-            _mm_castsi128_ps(_mm_loadl_epi64(g.as_ptr().add(u.output) as *const __m128i)),
-            _mm_loadl_epi64(idx.as_ptr().add(u.output) as *const __m128i),
-        )
-    };
-    let mut left = _mm_add_epi32(_mm_set1_epi32(u.index), _mm_setr_epi32(0, 2, 4, 6));
-    let mut found = unmatched_none(at);
-    for row in [u.input, u.input + w] {
-        let right = _mm_add_epi32(left, _mm_set1_epi32(1));
-        let (l, r) = (pick4(gv, at, left), pick4(gv, at, right));
-        found = _mm_or_si128(found, _mm_or_si128(hits4(at, left), hits4(at, right)));
-        // SAFETY: the caller guarantees 4 writable floats at u.input and u.input + w.
-        unsafe { _mm_storeu_ps(dx.as_mut_ptr().add(row), _mm_unpacklo_ps(l, r)) };
-        left = _mm_add_epi32(left, _mm_set1_epi32(w as i32));
-    }
-    (_mm_movemask_ps(_mm_castsi128_ps(found)) ^ 0xf) & 0b11
-}
-
-/// All-ones in the lanes whose argmax is -1 (no gradient, nothing to find).
-#[inline]
-#[target_feature(enable = "avx2")]
-fn unmatched_none(at: __m128i) -> __m128i {
-    _mm_cmpeq_epi32(at, _mm_set1_epi32(-1))
-}
-
-/// All-ones in the lanes whose argmax is `tap`.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn hits4(at: __m128i, tap: __m128i) -> __m128i {
-    _mm_cmpeq_epi32(at, tap)
-}
-
-/// `0.0 + g` in the lanes whose argmax is `tap`, else 0.
-#[inline]
-#[target_feature(enable = "avx2")]
-fn pick4(g: __m128, at: __m128i, tap: __m128i) -> __m128 {
-    let hit = _mm_castsi128_ps(_mm_cmpeq_epi32(at, tap));
-    _mm_add_ps(_mm_setzero_ps(), _mm_and_ps(hit, g))
+fn pick4(g: __m128, at: __m128i, tap: __m128i) -> (__m128, __m128i) {
+    let hit = _mm_cmpeq_epi32(at, tap);
+    let value = _mm_add_ps(_mm_setzero_ps(), _mm_and_ps(_mm_castsi128_ps(hit), g));
+    (value, hit)
 }
 
 /// All taps of a run of `n = best.len()` outputs of the general path whose
