@@ -280,43 +280,30 @@ impl PackB for Im2colTransposed<'_> {
     }
 
     fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, out: &mut [f32]) {
-        pack_transposed_columns(kc, j0, nc, out, |r, q0, dst| {
-            self.0.gather_pixels(r, k0 + q0, dst)
-        });
-    }
-}
-
-/// Packs the block rows `k0 .. k0 + kc` (pixels), columns `j0 .. j0 + nc`
-/// (im2col rows) of a transposed im2col matrix, given `gather(r, q0, dst)`
-/// that writes im2col row `r`, pixels `k0 + q0 ..` into `dst`. The NR columns
-/// of a strip are NR contiguous im2col row segments: gather them side by side
-/// (16 KiB, in L1), then transpose them into the strip.
-fn pack_transposed_columns(
-    kc: usize,
-    j0: usize,
-    nc: usize,
-    out: &mut [f32],
-    gather: impl Fn(usize, usize, &mut [f32]),
-) {
-    let mut columns = [[0.0f32; PACK_ROWS]; NR];
-    for (s, strip) in out.chunks_exact_mut(kc * NR).enumerate() {
-        let first = j0 + s * NR;
-        let width = NR.min(j0 + nc - first);
-        for p0 in (0..kc).step_by(PACK_ROWS) {
-            let len = PACK_ROWS.min(kc - p0);
-            for (jj, column) in columns.iter_mut().enumerate() {
-                if jj < width {
-                    gather(first + jj, p0, &mut column[..len]);
-                } else {
-                    column[..len].fill(0.0); // padding of the last strip
+        // The NR columns of a strip are NR contiguous im2col row segments:
+        // gather them side by side (16 KiB, in L1), then transpose them into
+        // the strip (8 x 8 register transposes with AVX2).
+        let mut columns = [[0.0f32; PACK_ROWS]; NR];
+        for (s, strip) in out.chunks_exact_mut(kc * NR).enumerate() {
+            let first = j0 + s * NR;
+            let width = NR.min(j0 + nc - first);
+            for p0 in (0..kc).step_by(PACK_ROWS) {
+                let len = PACK_ROWS.min(kc - p0);
+                for (jj, column) in columns.iter_mut().enumerate() {
+                    if jj < width {
+                        self.0
+                            .gather_pixels(first + jj, k0 + p0, &mut column[..len]);
+                    } else {
+                        column[..len].fill(0.0); // padding of the last strip
+                    }
                 }
+                pack_transposed_strip(
+                    columns.as_flattened(),
+                    PACK_ROWS,
+                    len,
+                    &mut strip[p0 * NR..(p0 + len) * NR],
+                );
             }
-            pack_transposed_strip(
-                columns.as_flattened(),
-                PACK_ROWS,
-                len,
-                &mut strip[p0 * NR..(p0 + len) * NR],
-            );
         }
     }
 }
