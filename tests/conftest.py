@@ -10,11 +10,12 @@ from cnnrs import _cnnrs
 
 @pytest.fixture(autouse=True)
 def _restore_runtime():
-    """Restores the thread count and the SIMD/fallback switch after each test."""
-    threads, fallback = _cnnrs.get_num_threads(), _cnnrs.get_force_fallback()
+    """Restores the thread count and the SIMD/fallback and Winograd switches after each test."""
+    threads, fallback, winograd = _cnnrs.get_num_threads(), _cnnrs.get_force_fallback(), _cnnrs.get_winograd()
     yield
     _cnnrs.set_num_threads(threads)
     _cnnrs.set_force_fallback(fallback)
+    _cnnrs.set_winograd(winograd)
 
 
 @pytest.fixture

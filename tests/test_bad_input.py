@@ -152,7 +152,7 @@ SPECS = {
 }
 
 # Functions with no argument that could be bad.
-NO_BAD_INPUT = {"get_num_threads", "get_force_fallback", "simd_path"}
+NO_BAD_INPUT = {"get_num_threads", "get_force_fallback", "get_winograd", "simd_path"}
 
 
 def check(error, call, *words):
@@ -185,7 +185,7 @@ def test_every_valid_call_works():
 
 def test_every_function_is_covered():
     public = {n for n in dir(c) if callable(getattr(c, n)) and not n.startswith("_")}
-    assert public - set(SPECS) - NO_BAD_INPUT == {"set_num_threads", "set_force_fallback"}
+    assert public - set(SPECS) - NO_BAD_INPUT == {"set_num_threads", "set_force_fallback", "set_winograd"}
     for name in NO_BAD_INPUT:
         with pytest.raises(TypeError):
             getattr(c, name)(1)

@@ -132,6 +132,16 @@ EDGE_CASES = [
     Case(1, 7, (9, 33), 16, (5, 3), padding=(4, 4, 0, 0)),  # 31 columns, rows of only padding
     Case(3, 5, (4, 1), 9, (1, 2), padding=(0, 0, 1, 0)),  # one output column
     Case(2, 16, (7, 8), 16, (4, 5), padding=(3, 0, 1, 3), groups=2),  # even kernel, 'same'-style padding
+] + [
+    # 3x3, stride 1, ungrouped, 64+ channels: the Winograd F(2x2, 3x3) path (forward, and grad
+    # input as a forward conv of dy); odd output sizes leave partial 2x2 tiles.
+    Case(3, 64, (7, 5), 64, (3, 3), padding=(1, 1, 1, 1)),
+    Case(2, 65, (8, 8), 70, (3, 3), padding=(1, 1, 1, 1)),  # channels not multiples of 8
+    Case(1, 64, (1, 1), 64, (3, 3), padding=(1, 1, 1, 1)),  # one pixel: one partial tile
+    Case(5, 64, (6, 9), 80, (3, 3), padding=(0, 2, 1, 0)),  # asymmetric padding
+    Case(2, 64, (5, 6), 64, (3, 3)),  # no padding (grad input: a forward conv with padding 2)
+    Case(40, 64, (4, 4), 64, (3, 3), padding=(1, 1, 1, 1)),  # many images per block
+    Case(2, 64, (2, 11), 96, (3, 3), padding=(2, 1, 0, 2)),  # padding 2, rows of tiles over padding
 ]
 
 
@@ -271,15 +281,21 @@ BIG_CASES = [
     Case(64, 1, (28, 28), 6, (5, 5), padding=(2, 2, 2, 2)),  # LeNet conv1, batch 64 (direct path)
     Case(11, 6, (13, 9), 12, (3, 4), padding=(1, 2, 0, 3), groups=3),  # direct path, grouped
     Case(3, 64, (8, 8), 64, (1, 1)),  # pointwise
+    # Winograd: one block on the pool (transforms and the 16 GEMMs split), several blocks
+    # one per thread, and a grad weight reduced over several blocks.
+    Case(9, 64, (8, 8), 64, (3, 3), padding=(1, 1, 1, 1)),
+    Case(40, 64, (6, 6), 72, (3, 3), padding=(1, 1, 1, 1)),
+    Case(3, 64, (34, 34), 64, (3, 3), padding=(1, 1, 1, 1)),
 ]
 
 
 @pytest.fixture
 def restore_runtime():
-    threads, fallback = _cnnrs.get_num_threads(), _cnnrs.get_force_fallback()
+    threads, fallback, winograd = _cnnrs.get_num_threads(), _cnnrs.get_force_fallback(), _cnnrs.get_winograd()
     yield
     _cnnrs.set_num_threads(threads)
     _cnnrs.set_force_fallback(fallback)
+    _cnnrs.set_winograd(winograd)
 
 
 @pytest.mark.parametrize("case", BIG_CASES, ids=repr)
@@ -302,6 +318,69 @@ def test_portable_path_agrees(case, restore_runtime):
     _, y_fb, grads_fb = run_all(case, seed=13)
     for a, b in zip((y,) + grads, (y_fb,) + grads_fb):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(b).max())
+
+
+# ---------------------------------------------------------------- Winograd
+
+WINOGRAD_CASES = [
+    c
+    for c in EDGE_CASES + BIG_CASES
+    if min(c.c_in, c.c_out) >= 64 and c.k == (3, 3) and c.stride == c.dilation == (1, 1) and c.groups == 1
+]
+
+
+def test_winograd_cases_exist():
+    """The cases above that take the Winograd path (else its tests prove nothing)."""
+    assert len(WINOGRAD_CASES) >= 8
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=repr)
+def test_winograd_agrees_with_the_gemm_path(case, restore_runtime):
+    _cnnrs.set_winograd(True)
+    _, y, grads = run_all(case, seed=19, relu=True)
+    _cnnrs.set_winograd(False)
+    _, y_gemm, grads_gemm = run_all(case, seed=19, relu=True)
+    for a, b in zip((y,) + grads, (y_gemm,) + grads_gemm):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5 * np.abs(b).max())
+    # ... and the switch really switched: Winograd rounds differently from im2col.
+    assert any(not np.array_equal(a, b) for a, b in zip((y,) + grads, (y_gemm,) + grads_gemm))
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES[:4], ids=repr)
+def test_winograd_gradients_match_directional_differences(case, restore_runtime):
+    """Each gradient against a central difference of the float64 loss along a random direction
+    (the per-element differences of the small cases above would take minutes at 64 channels)."""
+    _cnnrs.set_winograd(True)
+    x, w, b = case.arrays(23)
+    dy = np.random.default_rng(24).standard_normal(case.out_shape())
+    grads = _cnnrs.conv2d_backward(x, w, dy.astype(np.float32), **case.kwargs())
+
+    def loss(x_, w_, b_):
+        return np.vdot(ref_forward(x_, w_, b_, **case.kwargs()), dy)
+
+    args = [a.astype(np.float64) for a in (x, w, b)]
+    rng = np.random.default_rng(25)
+    for which, grad in enumerate(grads):
+        direction = rng.standard_normal(args[which].shape)
+        plus, minus = list(args), list(args)
+        plus[which] = args[which] + 1e-3 * direction
+        minus[which] = args[which] - 1e-3 * direction
+        fd = (loss(*plus) - loss(*minus)) / 2e-3
+        assert abs(np.vdot(grad, direction) - fd) <= 1e-4 * (1 + abs(fd)), (which, fd)
+
+
+def test_winograd_propagates_nan_only_to_its_window(restore_runtime):
+    """A NaN input reaches exactly the outputs whose 3x3 window holds it, as in direct convolution
+    (the 4x4 input tile is shared by 4 outputs, but B^T keeps its rows and columns apart)."""
+    _cnnrs.set_winograd(True)
+    case = Case(1, 64, (6, 6), 64, (3, 3), padding=(1, 1, 1, 1))
+    x, w, b = case.arrays(29)
+    x[0, 5, 3, 3] = np.nan
+    y = _cnnrs.conv2d_forward(x, w, b, **case.kwargs())
+    expected = np.zeros((6, 6), bool)
+    expected[2:5, 2:5] = True
+    np.testing.assert_array_equal(np.isnan(y[0]).all(axis=0), expected)
+    np.testing.assert_array_equal(np.isnan(y[0]).any(axis=0), expected)
 
 
 # ---------------------------------------------------------------- PyTorch

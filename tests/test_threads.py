@@ -150,6 +150,7 @@ KERNELS = {
 
 def test_the_list_covers_every_kernel():
     runtime = {"set_num_threads", "get_num_threads", "set_force_fallback", "get_force_fallback", "simd_path"}
+    runtime |= {"set_winograd", "get_winograd"}
     public = {n for n in dir(c) if callable(getattr(c, n)) and not n.startswith("_")}
     assert public - runtime == KERNELS
 

@@ -35,6 +35,8 @@ fn _cnnrs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(runtime::get_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::set_force_fallback, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::get_force_fallback, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::set_winograd, m)?)?;
+    m.add_function(wrap_pyfunction!(runtime::get_winograd, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::simd_path, m)?)?;
     Ok(())
 }

@@ -40,6 +40,18 @@ pub fn get_force_fallback() -> bool {
     simd::force_fallback()
 }
 
+/// Turns the Winograd F(2x2, 3x3) convolution for 3x3 stride-1 layers with 64+
+/// channels on (the default) or off (every layer then takes the im2col GEMM).
+#[pyfunction]
+pub fn set_winograd(enabled: bool) {
+    crate::kernels::conv::set_winograd_enabled(enabled);
+}
+
+#[pyfunction]
+pub fn get_winograd() -> bool {
+    crate::kernels::conv::winograd_enabled()
+}
+
 /// The kernel path in use now: "avx2+fma" or "portable".
 #[pyfunction]
 pub fn simd_path() -> &'static str {

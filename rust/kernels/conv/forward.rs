@@ -30,6 +30,9 @@ pub fn conv2d_forward(
     if super::direct::suits(p) {
         return super::direct::forward(p, x, w, bias, relu, y, simd::use_avx2_fma());
     }
+    if super::winograd::suits(p) {
+        return super::winograd::forward(p, x, w, bias, relu, y);
+    }
     gemm_forward(p, x, w, bias, relu, y);
 }
 

@@ -33,7 +33,11 @@ pub fn conv2d_backward_input(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [
 pub(super) fn gemm_input_grad(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [f32]) {
     if let Some(transposed) = as_forward_problem(p) {
         let w_flipped = flip_and_swap_channels(p, w);
-        super::forward::gemm_forward(&transposed, dy, &w_flipped, None, false, dx);
+        if super::winograd::suits(&transposed) {
+            super::winograd::forward(&transposed, dy, &w_flipped, None, false, dx);
+        } else {
+            super::forward::gemm_forward(&transposed, dy, &w_flipped, None, false, dx);
+        }
         return;
     }
     let (k, n, cog) = (p.k_size(), p.out_plane(), p.c_out_per_group());

@@ -38,11 +38,14 @@ mod params;
 #[cfg(test)]
 mod tests;
 mod weight_grad;
+mod winograd;
+mod winograd_transforms;
 
 pub use forward::conv2d_forward;
 pub use input_grad::conv2d_backward_input;
 pub use params::{window_out_len, Conv2dParams};
 pub use weight_grad::{conv2d_backward_bias, conv2d_backward_weight};
+pub use winograd::{enabled as winograd_enabled, set_enabled as set_winograd_enabled};
 
 use crate::kernels::gemm::{gemm_ex, Epilogue, MatRef, PackB};
 use crate::threading::{self, PARALLEL_MIN_FLOPS};

@@ -42,6 +42,13 @@ pub fn conv2d_backward_weight(
     if super::direct::suits(p) {
         return super::direct::weight_grad(p, x, dy, dw, db, simd::use_avx2_fma());
     }
+    if super::winograd::suits(p) {
+        super::winograd::weight_grad(p, x, dy, dw);
+        if let Some(db) = db {
+            conv2d_backward_bias(p, dy, db);
+        }
+        return;
+    }
     gemm_weight_grad(p, x, dy, dw, db);
 }
 
