@@ -27,14 +27,22 @@ pub const POINTS: usize = 16;
 const W: usize = 8;
 type Lane = [f32; W];
 
+// (Plain loops, not `array::from_fn`: that one is not always inlined, and a
+// call per lane operation costs more than the arithmetic.)
 #[inline(always)]
-fn add(a: Lane, b: Lane) -> Lane {
-    std::array::from_fn(|i| a[i] + b[i])
+fn add(mut a: Lane, b: Lane) -> Lane {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x += y;
+    }
+    a
 }
 
 #[inline(always)]
-fn sub(a: Lane, b: Lane) -> Lane {
-    std::array::from_fn(|i| a[i] - b[i])
+fn sub(mut a: Lane, b: Lane) -> Lane {
+    for (x, y) in a.iter_mut().zip(b) {
+        *x -= y;
+    }
+    a
 }
 
 /// `s[k..k + w]` in a lane, zeros after.
@@ -186,10 +194,20 @@ pub fn transform_input_channel(
     for (j, img) in images.enumerate() {
         let src = &x[(img * p.c_in + ci) * plane..][..plane];
         for (y, row) in src.chunks_exact(p.w).enumerate() {
-            let dst = &mut scratch[(top + y) * 2 * half..][..2 * half];
-            for (c, &v) in row.iter().enumerate() {
-                let col = left + c;
-                dst[(col % 2) * half + (col / 2) * imgs + j] = v;
+            let (even, odd) = scratch[(top + y) * 2 * half..][..2 * half].split_at_mut(half);
+            // Padded column `left` onwards; an odd `left` starts with an odd column.
+            let (first_pair, row) = if left % 2 == 1 {
+                odd[(left / 2) * imgs + j] = row[0];
+                (left / 2 + 1, &row[1..])
+            } else {
+                (left / 2, row)
+            };
+            for (i, pair) in row.chunks(2).enumerate() {
+                let slot = (first_pair + i) * imgs + j;
+                even[slot] = pair[0];
+                if let Some(&v) = pair.get(1) {
+                    odd[slot] = v;
+                }
             }
         }
     }
@@ -236,14 +254,15 @@ fn input_lane(
     w: usize,
 ) {
     let at = |r: usize, c: usize| load(src, offsets[4 * r + c] + k, w);
-    // B^T d: the 4 rows combined, column by column.
-    let columns: [[Lane; 4]; 4] = std::array::from_fn(|c| {
+    // B^T d: the 4 rows combined, column by column ...
+    let column = |c: usize| {
         let (d0, d1, d2, d3) = (at(0, c), at(1, c), at(2, c), at(3, c));
         [sub(d0, d2), add(d1, d2), sub(d2, d1), sub(d1, d3)]
-    });
-    let rows: [[Lane; 4]; 4] = std::array::from_fn(|i| std::array::from_fn(|c| columns[c][i]));
-    // ... B: the same combination along each row.
-    for (i, [c0, c1, c2, c3]) in rows.into_iter().enumerate() {
+    };
+    let (col0, col1, col2, col3) = (column(0), column(1), column(2), column(3));
+    // ... then B: the same combination along each row.
+    for i in 0..4 {
+        let (c0, c1, c2, c3) = (col0[i], col1[i], col2[i], col3[i]);
         let base = 4 * i * ld + start + k;
         store(sub(c0, c2), v, base, w);
         store(add(c1, c2), v, base + ld, w);
@@ -292,8 +311,12 @@ pub fn transform_output_channel(
                     break;
                 }
                 let row = &mut plane[oy * p.out_w..][..p.out_w];
-                for (ox, v) in row.iter_mut().enumerate() {
-                    *v = act(scratch[(2 * a + ox % 2) * run + (ox / 2) * imgs + j]);
+                let (left, right) = scratch[2 * a * run..][..2 * run].split_at(run);
+                for (tx, pair) in row.chunks_mut(2).enumerate() {
+                    pair[0] = act(left[tx * imgs + j]);
+                    if let Some(v) = pair.get_mut(1) {
+                        *v = act(right[tx * imgs + j]);
+                    }
                 }
             }
         }
@@ -317,14 +340,15 @@ fn output_points(m: &[f32], ld: usize, run: usize, y: &mut [f32]) {
 #[inline(always)]
 fn output_lane(m: &[f32], ld: usize, run: usize, y: &mut [f32], k: usize, w: usize) {
     let at = |xi: usize| load(m, xi * ld + k, w);
-    // A^T m: rows 0 and 1 of each of the 4 columns.
-    let columns: [[Lane; 2]; 4] = std::array::from_fn(|c| {
+    // A^T m: rows 0 and 1 of each of the 4 columns ...
+    let column = |c: usize| {
         let (m0, m1, m2, m3) = (at(c), at(4 + c), at(8 + c), at(12 + c));
         [add(add(m0, m1), m2), sub(sub(m1, m2), m3)]
-    });
-    // ... A: 2 outputs per row.
+    };
+    let (col0, col1, col2, col3) = (column(0), column(1), column(2), column(3));
+    // ... then A: 2 outputs per row.
     for a in 0..2 {
-        let [c0, c1, c2, c3] = columns.map(|col| col[a]);
+        let (c0, c1, c2, c3) = (col0[a], col1[a], col2[a], col3[a]);
         store(add(add(c0, c1), c2), y, 2 * a * run + k, w);
         store(sub(sub(c1, c2), c3), y, (2 * a + 1) * run + k, w);
     }
@@ -365,8 +389,12 @@ pub fn transform_grad_channel(
                     continue;
                 }
                 let row = &dy_plane[oy * p.out_w..][..p.out_w];
-                for (ox, &v) in row.iter().enumerate() {
-                    scratch[(2 * a + ox % 2) * run + (ox / 2) * imgs + j] = v;
+                let (left, right) = scratch[2 * a * run..][..2 * run].split_at_mut(run);
+                for (tx, pair) in row.chunks(2).enumerate() {
+                    left[tx * imgs + j] = pair[0];
+                    if let Some(&v) = pair.get(1) {
+                        right[tx * imgs + j] = v;
+                    }
                 }
             }
         }
