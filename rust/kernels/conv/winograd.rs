@@ -136,13 +136,26 @@ fn over_chunks<T: Send>(
     }
 }
 
-/// U (`[c_out][16][c_in]`) of the weights `w` (`[c_out][c_in][3][3]`).
-fn transformed_weights(p: &Conv2dParams, w: &[f32], parallel: bool) -> Vec<f32> {
-    let mut u = vec![0.0; p.c_out * POINTS * p.c_in];
+thread_local! {
+    /// The transformed weights, kept per thread between calls (16 MiB at 512 channels).
+    static WEIGHT_BUF: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+}
+
+/// `f` on U (`[c_out][16][c_in]`), the transformed weights `w` (`[c_out][c_in][3][3]`).
+fn with_transformed_weights<R>(
+    p: &Conv2dParams,
+    w: &[f32],
+    parallel: bool,
+    f: impl FnOnce(&[f32]) -> R,
+) -> R {
+    let mut u = WEIGHT_BUF.take();
+    u.resize(p.c_out * POINTS * p.c_in, 0.0);
     over_chunks(parallel, &mut u, POINTS * p.c_in, |co, u_co, _| {
         transform_weights(&w[co * p.c_in * 9..][..p.c_in * 9], u_co);
     });
-    u
+    let result = f(&u);
+    WEIGHT_BUF.set(u);
+    result
 }
 
 /// V (`[c_in][16][nb]`) of `images`.
@@ -180,21 +193,22 @@ pub fn forward(
     let threads = threading::num_threads();
     let per_block = (BLOCK_TILES / t.per_image).clamp(1, p.batch);
     let blocks = p.batch.div_ceil(per_block);
-    let u = transformed_weights(p, w, threads > 1);
     let y_block = per_block * p.c_out * p.out_plane();
-    let step = |(b, y_blk): (usize, &mut [f32]), parallel: bool| {
-        let images = b * per_block..((b + 1) * per_block).min(p.batch);
-        forward_block(p, &t, x, &u, bias, relu, images, y_blk, parallel);
-    };
-    if threads > 1 && blocks >= threads {
-        // One block per thread at a time, everything inside it serial.
-        threading::for_each_chunk_mut(y, y_block, || (), |_, item| step(item, false));
-    } else {
-        // The blocks in turn, each step of a block on the pool.
-        y.chunks_mut(y_block)
-            .enumerate()
-            .for_each(|item| step(item, threads > 1));
-    }
+    with_transformed_weights(p, w, threads > 1, |u| {
+        let step = |(b, y_blk): (usize, &mut [f32]), parallel: bool| {
+            let images = b * per_block..((b + 1) * per_block).min(p.batch);
+            forward_block(p, &t, x, u, bias, relu, images, y_blk, parallel);
+        };
+        if threads > 1 && blocks >= threads {
+            // One block per thread at a time, everything inside it serial.
+            threading::for_each_chunk_mut(y, y_block, || (), |_, item| step(item, false));
+        } else {
+            // The blocks in turn, each step of a block on the pool.
+            y.chunks_mut(y_block)
+                .enumerate()
+                .for_each(|item| step(item, threads > 1));
+        }
+    });
 }
 
 /// The forward pass of `images` (whose outputs are `y_blk`).

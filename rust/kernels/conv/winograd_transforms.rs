@@ -58,22 +58,44 @@ fn store(lane: Lane, s: &mut [f32], k: usize, w: usize) {
     s[k..k + w].copy_from_slice(&lane[..w]);
 }
 
-/// Runs `f` inside a function compiled for AVX2 when the fast path is on, so
-/// that the lane arithmetic it inlines uses 8-wide vectors (same bits: only
-/// additions and halvings, no FMA, so only the vector width changes).
-#[inline(always)]
-fn dispatch<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    if simd::use_avx2_fma() {
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
+/// `$name(args)` calls `$body(args)` compiled for AVX2 when the fast path is
+/// on, so that the lane arithmetic it inlines uses 8-wide vectors (same bits:
+/// only additions and halvings, no FMA, so only the vector width changes).
+/// (A generic `target_feature` function taking a closure does not do it: the
+/// closure is compiled on its own, without AVX2.)
+macro_rules! avx2_dispatch {
+    ($(#[$meta:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),*) => $body:ident) => {
+        $(#[$meta])*
+        $vis fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn fast($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                if simd::use_avx2_fma() {
+                    // SAFETY: AVX2 is available (checked at run time just above).
+                    return unsafe { fast($($arg),*) };
+                }
+            }
+            $body($($arg),*)
         }
-        // SAFETY: AVX2 is available (checked at run time just above).
-        return unsafe { avx2(f) };
-    }
-    f()
+    };
 }
+
+avx2_dispatch!(fn input_points(src: &[f32], offsets: &[usize; 16], run: usize, v: &mut [f32], ld: usize, start: usize) => input_points_body);
+avx2_dispatch!(fn output_points(m: &[f32], ld: usize, run: usize, y: &mut [f32]) => output_points_body);
+avx2_dispatch!(fn grad_points(tile: &[f32], run: usize, dz: &mut [f32], ld: usize, start: usize) => grad_points_body);
+avx2_dispatch!(
+    /// U = G g G^T of every input channel of output channel `w_co` (`[c_in][3][3]`)
+    /// into `u_co` (`[16][c_in]`).
+    pub fn transform_weights(w_co: &[f32], u_co: &mut [f32]) => weights_body
+);
+avx2_dispatch!(
+    /// dW = G^T dU G for output channel `co`, from `du` (`[16][c_out][c_in]`) into
+    /// `dw_co` (`[c_in][3][3]`).
+    pub fn transform_weight_grads(du: &[f32], c_out: usize, co: usize, dw_co: &mut [f32]) => weight_grads_body
+);
 
 /// The 2x2 output tiles of one image.
 #[derive(Clone, Copy, Debug)]
@@ -96,9 +118,8 @@ impl Tiles {
 
 // ------------------------------------------------------------------ weights
 
-/// U = G g G^T of every input channel of output channel `w_co` (`[c_in][3][3]`)
-/// into `u_co` (`[16][c_in]`).
-pub fn transform_weights(w_co: &[f32], u_co: &mut [f32]) {
+#[inline(always)]
+fn weights_body(w_co: &[f32], u_co: &mut [f32]) {
     let c_in = w_co.len() / 9;
     // Tap-major copy, so the arithmetic below runs along contiguous channels.
     let mut taps = vec![0.0; 9 * c_in];
@@ -132,9 +153,8 @@ pub fn transform_weights(w_co: &[f32], u_co: &mut [f32]) {
     }
 }
 
-/// dW = G^T dU G for output channel `co`, from `du` (`[16][c_out][c_in]`) into
-/// `dw_co` (`[c_in][3][3]`).
-pub fn transform_weight_grads(du: &[f32], c_out: usize, co: usize, dw_co: &mut [f32]) {
+#[inline(always)]
+fn weight_grads_body(du: &[f32], c_out: usize, co: usize, dw_co: &mut [f32]) {
     let c_in = dw_co.len() / 9;
     let point = |xi: usize| &du[(xi * c_out + co) * c_in..][..c_in];
     // G^T down the 4 rows of each column: 3 rows x 4 columns at (4r + col).
@@ -217,14 +237,14 @@ pub fn transform_input_channel(
         let offsets: [usize; 16] =
             std::array::from_fn(|rc| ((2 * ty + rc / 4) * 2 + rc % 2) * half + (rc % 4 / 2) * imgs);
         let start = ty * run;
-        dispatch(|| input_points(rows, &offsets, run, v_ci, nb, start));
+        input_points(rows, &offsets, run, v_ci, nb, start);
     }
 }
 
 /// The 16 points of `run` tiles, input (r, c) of tile k being `src[offsets[4r + c] + k]`,
 /// into `v[xi * ld + start + k]`.
 #[inline(always)]
-fn input_points(
+fn input_points_body(
     src: &[f32],
     offsets: &[usize; 16],
     run: usize,
@@ -302,7 +322,7 @@ pub fn transform_output_channel(
     };
     for ty in 0..t.rows {
         let m_run = &m[co * nb + ty * run..];
-        dispatch(|| output_points(m_run, p.c_out * nb, run, scratch));
+        output_points(m_run, p.c_out * nb, run, scratch);
         // Output (a, b) of tile (ty, tx, j) is at scratch[(2a + b) * run + tx * imgs + j].
         for (j, plane) in planes.iter_mut().enumerate() {
             for a in 0..2 {
@@ -326,7 +346,7 @@ pub fn transform_output_channel(
 /// The 2x2 outputs of `run` tiles from their 16 points `m[xi * ld + k]`, into
 /// `y[(2a + b) * run + k]`.
 #[inline(always)]
-fn output_points(m: &[f32], ld: usize, run: usize, y: &mut [f32]) {
+fn output_points_body(m: &[f32], ld: usize, run: usize, y: &mut [f32]) {
     let full = run - run % W;
     for k in (0..full).step_by(W) {
         output_lane(m, ld, run, y, k, W);
@@ -399,14 +419,14 @@ pub fn transform_grad_channel(
             }
         }
         let tile = &*scratch;
-        dispatch(|| grad_points(tile, run, dz_co, nb, ty * run));
+        grad_points(tile, run, dz_co, nb, ty * run);
     }
 }
 
 /// The 16 points of A dY A^T of `run` tiles (`tile[(2a + b) * run + k]`), into
 /// `dz[xi * ld + start + k]`.
 #[inline(always)]
-fn grad_points(tile: &[f32], run: usize, dz: &mut [f32], ld: usize, start: usize) {
+fn grad_points_body(tile: &[f32], run: usize, dz: &mut [f32], ld: usize, start: usize) {
     let full = run - run % W;
     for k in (0..full).step_by(W) {
         grad_lane(tile, run, dz, ld, start, k, W);
