@@ -39,15 +39,15 @@ pub fn conv2d_backward_weight(
     dw: &mut [f32],
     db: Option<&mut [f32]>,
 ) {
-    if super::direct::suits(p) {
-        return super::direct::weight_grad(p, x, dy, dw, db, simd::use_avx2_fma());
-    }
-    if super::winograd::suits(p) {
+    if super::winograd::suits_weight_grad(p) {
         super::winograd::weight_grad(p, x, dy, dw);
         if let Some(db) = db {
             conv2d_backward_bias(p, dy, db);
         }
         return;
+    }
+    if super::direct::suits(p) {
+        return super::direct::weight_grad(p, x, dy, dw, db, simd::use_avx2_fma());
     }
     gemm_weight_grad(p, x, dy, dw, db);
 }
