@@ -373,18 +373,20 @@ def test_winograd_gradients_match_directional_differences(case, restore_runtime)
         assert abs(np.vdot(grad, direction) - fd) <= 1e-4 * (1 + abs(fd)), (which, fd)
 
 
-def test_winograd_propagates_nan_only_to_its_window(restore_runtime):
-    """A NaN input reaches exactly the outputs whose 3x3 window holds it, as in direct convolution
-    (the 4x4 input tile is shared by 4 outputs, but B^T keeps its rows and columns apart)."""
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_winograd_propagates_non_finite_only_to_its_window(bad, restore_runtime):
+    """A NaN or inf input makes exactly the outputs whose 3x3 window holds it non-finite, as in
+    direct convolution (the 4x4 input tile is shared by 4 outputs, but B^T keeps its rows and
+    columns apart). An inf may come out as NaN there (documented in README.md)."""
     _cnnrs.set_winograd(True)
     case = Case(1, 64, (6, 6), 64, (3, 3), padding=(1, 1, 1, 1))
     x, w, b = case.arrays(29)
-    x[0, 5, 3, 3] = np.nan
+    x[0, 5, 3, 3] = bad
     y = _cnnrs.conv2d_forward(x, w, b, **case.kwargs())
     expected = np.zeros((6, 6), bool)
     expected[2:5, 2:5] = True
-    np.testing.assert_array_equal(np.isnan(y[0]).all(axis=0), expected)
-    np.testing.assert_array_equal(np.isnan(y[0]).any(axis=0), expected)
+    np.testing.assert_array_equal(~np.isfinite(y[0]).all(axis=0), expected)
+    np.testing.assert_array_equal(~np.isfinite(y[0]).any(axis=0), expected)
 
 
 # ---------------------------------------------------------------- PyTorch
