@@ -31,11 +31,11 @@ def i32(*shape):
 # {argument: name in messages}, arguments of fixed ndim, arguments written in place.
 SPECS = {
     "gemm": (
-        dict(a=f32(3, 4), b=f32(4, 5), out=f32(3, 5)),
-        lambda a, b, out: c.gemm(a, b, out=out),
+        dict(a=f32(3, 4), b=f32(4, 5), out=f32(3, 5), bias=f32(5)),
+        lambda a, b, out, bias: c.gemm(a, b, out=out, bias=bias, relu=True),
         "gemm",
         {},
-        {"a", "b", "out"},
+        {"a", "b", "out", "bias"},
         {"out"},
     ),
     "conv2d_forward": (
@@ -237,6 +237,12 @@ CASES = [
         E.ShapeError,
         lambda: c.gemm(f32(3, 4), f32(4, 2), out=f32(2, 3)),
         ["gemm", "`out`", "(3, 2)"],
+    ),
+    (
+        "gemm bias length",
+        E.ShapeError,
+        lambda: c.gemm(f32(3, 4), f32(4, 5), bias=f32(4)),
+        ["gemm", "bias", "[4]", "5 columns"],
     ),
     (
         "gemm beta without out",

@@ -78,6 +78,23 @@ def test_alpha_beta_out(m, n, k, alpha, beta):
     np.testing.assert_array_equal(ret, out)
 
 
+@pytest.mark.parametrize("m,n,k", [(7, 9, 5), (64, 120, 400), (1, 84, 120)])
+@pytest.mark.parametrize("relu", [False, True])
+def test_column_bias_and_relu(m, n, k, relu):
+    """bias and relu: the product plus bias[j] in every row, then max(., 0); the product itself
+    bit for bit as without them (the epilogue runs after it)."""
+    a, b = _operands(m, n, k, False, True)
+    bias = np.random.default_rng(2).standard_normal(n).astype(np.float32)
+    got = _cnnrs.gemm(a, b, trans_b=True, bias=bias, relu=relu)
+    plain = _cnnrs.gemm(a, b, trans_b=True) + bias
+    np.testing.assert_array_equal(got, np.maximum(plain, 0) if relu else plain)
+    want = _reference(a, b, False, True) + bias
+    _assert_close(got, np.maximum(want, 0) if relu else want, k)
+    out = np.ones((m, n), np.float32)
+    _cnnrs.gemm(a, b, trans_b=True, beta=1.0, out=out, bias=bias, relu=relu)
+    _assert_close(out, np.maximum(want + 1, 0) if relu else want + 1, k)
+
+
 def test_beta_zero_ignores_nan_in_out():
     a, b = _operands(8, 20, 6, False, False)
     out = np.full((8, 20), np.nan, dtype=np.float32)

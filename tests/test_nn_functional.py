@@ -71,6 +71,43 @@ def test_conv2d_fused_relu_equals_unfused():
         np.testing.assert_array_equal(a, b.numpy())
 
 
+@pytest.mark.parametrize("shape,bias", [((6, 7), True), ((2, 3, 7), True), ((6, 7), False)])
+def test_linear_fused_relu_equals_unfused(shape, bias):
+    """Linear.forward_relu (bias and ReLU inside the GEMM call) gives the same bits as Linear then
+    ReLU, forward and backward; NaN stays NaN and -0.0 becomes 0.0 as in the ReLU kernel."""
+    cnnrs.manual_seed(2)
+    lin = cnnrs.nn.Linear(7, 5, bias=bias)
+    data = cnnrs.randn(*shape).numpy()
+    data[0, ..., 0] = np.nan
+    x = cnnrs.tensor(data, requires_grad=True)
+    fused = lin.forward_relu(x)
+    plain = lin(x).relu()
+    np.testing.assert_array_equal(fused.numpy(), plain.numpy())
+    assert np.isnan(fused.numpy()).any() and (fused.numpy() == 0).any()
+    assert not np.signbit(fused.numpy()[fused.numpy() == 0]).any()
+    g = cnnrs.randn(*fused.shape)
+    fused.backward(g)
+    params = [lin.weight] + ([lin.bias] if bias else [])
+    grads = [t.grad.numpy().copy() for t in [x] + params]
+    x.grad = None
+    lin.zero_grad()
+    plain.backward(g)
+    for a, t in zip(grads, [x] + params):
+        np.testing.assert_array_equal(a, t.grad.numpy())
+
+
+def test_sequential_fuses_linear_relu_unless_hooked():
+    cnnrs.manual_seed(3)
+    seq = cnnrs.nn.Sequential(cnnrs.nn.Linear(4, 6), cnnrs.nn.ReLU(), cnnrs.nn.Linear(6, 2))
+    x = cnnrs.randn(3, 4)
+    expected = seq[2](seq[1](seq[0](x))).numpy()
+    np.testing.assert_array_equal(seq(x).numpy(), expected)
+    seen = []
+    seq[0].register_forward_hook(lambda m, i, o: seen.append(o.numpy().copy()))
+    np.testing.assert_array_equal(seq(x).numpy(), expected)
+    assert seen and seen[0].min() < 0  # the hook saw the pre-ReLU output: not fused
+
+
 def test_conv1d():
     def ref(x, w, b):
         return conv2d_ref(x[:, :, None], w[:, :, None], b, (1, 2), (0, 0, 1, 1))[:, :, 0]

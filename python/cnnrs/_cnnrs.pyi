@@ -25,8 +25,11 @@ def gemm(
     alpha: float = 1.0,
     beta: float = 0.0,
     out: Optional[F32] = None,
+    bias: Optional[F32] = None,
+    relu: bool = False,
 ) -> F32:
-    """out = alpha * op(a) @ op(b) + beta * out (2-D arrays; beta != 0 needs out)."""
+    """out = alpha * op(a) @ op(b) + beta * out (2-D arrays; beta != 0 needs out), then
+    out[i, j] += bias[j] and ReLU when asked (a Linear layer in one call)."""
 
 def conv2d_forward(
     x: F32,

@@ -1,4 +1,5 @@
-//! Elementwise kernels of a training step: ReLU and per-channel bias add.
+//! Elementwise kernels of a training step: ReLU, per-channel bias add, and the
+//! column bias + ReLU that a Linear layer fuses into its GEMM call.
 //!
 //! Large arrays are split into fixed-size chunks (independent of the thread count).
 
@@ -24,13 +25,28 @@ fn zip_chunks<const K: usize>(
     }
 }
 
+/// max(v, 0); NaN stays NaN (as PyTorch), -0.0 becomes 0.0.
+#[inline(always)]
+fn relu(v: f32) -> f32 {
+    if v > 0.0 || v.is_nan() {
+        v
+    } else {
+        0.0
+    }
+}
+
 /// y = max(x, 0); NaN stays NaN (as PyTorch).
 pub fn relu_forward(x: &[f32], y: &mut [f32]) {
     zip_chunks(y, [x], |ys, [xs]| {
         for (o, &v) in ys.iter_mut().zip(xs) {
-            *o = if v > 0.0 || v.is_nan() { v } else { 0.0 };
+            *o = relu(v);
         }
     });
+}
+
+/// y = max(y, 0) in place, the same values as [`relu_forward`].
+pub fn relu_inplace(y: &mut [f32]) {
+    zip_chunks(y, [], |ys, []| ys.iter_mut().for_each(|v| *v = relu(*v)));
 }
 
 /// dx = 0 where y <= 0, else dy (`y` is the forward output, or its input).

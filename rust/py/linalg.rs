@@ -5,12 +5,14 @@ use pyo3::prelude::*;
 
 use super::arrays::{f32_in, f32_inout, new_array};
 use crate::error::{checked_product, KernelError};
+use crate::kernels::elementwise;
 use crate::kernels::gemm::{gemm as gemm_kernel, MatRef};
 
-/// out = alpha * op(a) @ op(b) + beta * out, where op transposes when asked.
+/// out = alpha * op(a) @ op(b) + beta * out, where op transposes when asked,
+/// then `out[i, j] += bias[j]` and ReLU if asked (a Linear layer in one call).
 /// Without `out`, a new (m, n) array is returned and beta must be 0.
 #[pyfunction]
-#[pyo3(signature = (a, b, trans_a=false, trans_b=false, alpha=1.0, beta=0.0, out=None))]
+#[pyo3(signature = (a, b, trans_a=false, trans_b=false, alpha=1.0, beta=0.0, out=None, bias=None, relu=false))]
 #[allow(clippy::too_many_arguments)]
 pub fn gemm<'py>(
     py: Python<'py>,
@@ -21,6 +23,8 @@ pub fn gemm<'py>(
     alpha: f32,
     beta: f32,
     out: Option<&Bound<'py, PyAny>>,
+    bias: Option<&Bound<'py, PyAny>>,
+    relu: bool,
 ) -> PyResult<Bound<'py, PyAny>> {
     const OP: &str = "gemm";
     let a_arr = f32_in(OP, "a", a, Some(2))?;
@@ -39,6 +43,16 @@ pub fn gemm<'py>(
         .into());
     }
     checked_product(OP, "output", &[m, n])?;
+    let bias_arr = bias.map(|b| f32_in(OP, "bias", b, Some(1))).transpose()?;
+    if let Some(b) = &bias_arr {
+        if b.shape() != [n] {
+            return Err(KernelError::Shape(format!(
+                "{OP}: bias has shape {:?} but the product has {n} columns (op(b) is {k}x{n}, b {sb:?})",
+                b.shape()
+            ))
+            .into());
+        }
+    }
     let out_arr: Bound<'py, PyArrayDyn<f32>> = match out {
         Some(o) => {
             let rw = f32_inout(OP, "out", o, Some(2))?;
@@ -67,7 +81,16 @@ pub fn gemm<'py>(
             )))
         })?;
         let c = rw.as_slice_mut()?;
-        py.detach(|| gemm_kernel(alpha, a_view, b_view, beta, c, n));
+        let bias = bias_arr.as_ref().map(|b| b.as_slice()).transpose()?;
+        py.detach(|| {
+            gemm_kernel(alpha, a_view, b_view, beta, c, n);
+            if let Some(bias) = bias {
+                elementwise::bias_add_inplace(c, bias, 1);
+            }
+            if relu {
+                elementwise::relu_inplace(c);
+            }
+        });
     }
     Ok(out_arr.into_any())
 }

@@ -62,20 +62,21 @@ class Conv2dFn(Function):
 
 
 class LinearFn(Function):
-    """y = x @ W^T + b for 2-D x, through the GEMM kernel (no transposed copies)."""
+    """y = x @ W^T + b (then ReLU) for 2-D x: one GEMM kernel call (no transposed copies)."""
 
-    def forward(self, x, weight, bias=None):
+    def forward(self, x, weight, bias=None, relu=False):
         x, weight = _f32(x), _f32(weight)
         needs = self.needs_input_grad
         self.x = x if needs[1] else None
         self.weight = weight if needs[0] else None
-        out = _cnnrs.gemm(x, weight, trans_b=True)
-        if bias is not None:
-            out += bias
+        out = _cnnrs.gemm(x, weight, trans_b=True, bias=None if bias is None else _f32(bias), relu=relu)
+        self.out = out if relu else None  # the ReLU mask for backward
         return out
 
     def backward(self, g):
         g = _f32(g)
+        if self.out is not None:
+            g = _cnnrs.relu_backward(g, self.out)
         needs = self.needs_input_grad
         gx = _cnnrs.gemm(g, self.weight) if needs[0] else None
         gw = _cnnrs.gemm(g, self.x, trans_a=True) if needs[1] else None

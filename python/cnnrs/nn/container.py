@@ -6,6 +6,7 @@ from collections import OrderedDict
 
 from .activation import ReLU
 from .conv import Conv2d
+from .linear import Linear
 from .module import Module
 from .pooling import MaxPool2d
 
@@ -21,6 +22,7 @@ def _run_fused(modules: list, input):
     - Conv2d -> ReLU -> MaxPool2d: the ReLU runs inside the pooling kernel (its backward then
       needs no separate ReLU mask pass over the large convolution output);
     - Conv2d -> ReLU: the ReLU runs in the convolution's epilogue;
+    - Linear -> ReLU: bias and ReLU run in the GEMM call;
     - ReLU -> MaxPool2d: the ReLU runs inside the pooling kernel.
     Each is bit-identical to the unfused sequence, forward and backward. Modules with hooks,
     subclasses and max pools that return indices are never fused.
@@ -39,6 +41,10 @@ def _run_fused(modules: list, input):
                     input = module.forward_relu(input)
                     i += 2
                 continue
+            if _plain(module, Linear):
+                input = module.forward_relu(input)
+                i += 2
+                continue
         elif nxt is not None and _plain(module, ReLU) and _plain(nxt, MaxPool2d) and not nxt.return_indices:
             input = nxt.forward_relu(input)
             i += 2
@@ -53,8 +59,9 @@ class Sequential(Module):
 
     ``Sequential(m0, m1, ...)`` names the children "0", "1", ...; ``Sequential(OrderedDict)``
     keeps the given names. Supports indexing, slicing (a new Sequential), len and iteration.
-    Conv2d -> ReLU, ReLU -> MaxPool2d and Conv2d -> ReLU -> MaxPool2d run with the ReLU fused
-    into the convolution or pooling kernel (bit-identical to running them one after the other).
+    Conv2d -> ReLU, Linear -> ReLU, ReLU -> MaxPool2d and Conv2d -> ReLU -> MaxPool2d run with
+    the ReLU fused into the convolution, GEMM or pooling kernel (bit-identical to running them
+    one after the other).
 
     Example:
         >>> net = cnnrs.nn.Sequential(cnnrs.nn.Conv2d(1, 6, 5), cnnrs.nn.ReLU(), cnnrs.nn.MaxPool2d(2))

@@ -85,18 +85,20 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1) 
 
 def linear(input, weight, bias=None) -> Tensor:
     """y = input @ weight^T + bias, for input (*, in_features) and weight (out_features, in_features)."""
+    return _linear(input, weight, bias, relu=False)
+
+
+def _linear(input, weight, bias, relu: bool) -> Tensor:
     input = _tensor(input)
     if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise ShapeError(
             f"linear: input of shape {tuple(input.shape)} does not end in in_features = {weight.shape[1]} "
             f"(weight shape {tuple(weight.shape)})"
         )
-    if input.ndim == 2:
-        return fn.LinearFn.apply(input, weight) if bias is None else fn.LinearFn.apply(input, weight, bias)
-    lead = input.shape[:-1]
-    flat = input.reshape(-1, input.shape[-1])
-    out = fn.LinearFn.apply(flat, weight) if bias is None else fn.LinearFn.apply(flat, weight, bias)
-    return out.reshape(lead + (weight.shape[0],))
+    flat = input if input.ndim == 2 else input.reshape(-1, input.shape[-1])
+    args = (flat, weight) if bias is None else (flat, weight, bias)
+    out = fn.LinearFn.apply(*args, relu=relu)
+    return out if input.ndim == 2 else out.reshape(input.shape[:-1] + (weight.shape[0],))
 
 
 def _pool_args(kernel_size, stride, padding, dilation, op: str):

@@ -54,6 +54,10 @@ class Linear(Module):
     def forward(self, input):
         return F.linear(input, self.weight, self.bias)
 
+    def forward_relu(self, input):
+        """relu(self(input)) in one kernel call (used by Sequential for Linear -> ReLU)."""
+        return F._linear(input, self.weight, self.bias, relu=True)
+
     def extra_repr(self) -> str:
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
