@@ -155,6 +155,17 @@ fn over_chunks<T: Send>(
     }
 }
 
+/// Point `xi` of `data` laid out `[rows][16][cols]`: a `rows x cols` matrix.
+fn point_matrix(data: &[f32], xi: usize, rows: usize, cols: usize) -> MatRef<'_> {
+    MatRef {
+        data: &data[xi * cols..],
+        rows,
+        cols,
+        row_stride: POINTS * cols,
+        col_stride: 1,
+    }
+}
+
 thread_local! {
     /// The transformed weights, kept per thread between calls (16 MiB at 512 channels).
     static WEIGHT_BUF: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
@@ -250,20 +261,10 @@ fn forward_block(
         transform_inputs(p, t, x, images.clone(), v, parallel);
         let v = &*v;
         over_chunks(parallel, m, c_out * nb, |xi, m_xi, _| {
-            let a = MatRef {
-                data: &u[xi * c_in..],
-                rows: c_out,
-                cols: c_in,
-                row_stride: POINTS * c_in,
-                col_stride: 1,
-            };
-            let b = MatRef {
-                data: &v[xi * nb..],
-                rows: c_in,
-                cols: nb,
-                row_stride: POINTS * nb,
-                col_stride: 1,
-            };
+            let (a, b) = (
+                point_matrix(u, xi, c_out, c_in),
+                point_matrix(v, xi, c_in, nb),
+            );
             gemm_ex(1.0, a, &b, 0.0, m_xi, nb, &Epilogue::NONE, false);
         });
         // The output planes of each channel, image by image.
@@ -312,21 +313,9 @@ pub fn weight_grad(p: &Conv2dParams, x: &[f32], dy: &[f32], dw: &mut [f32]) {
             let beta = if b == 0 { 0.0 } else { 1.0 };
             let (v, dz) = (&*v, &*dz);
             over_chunks(parallel, du, c_out * c_in, |xi, du_xi, _| {
-                let a = MatRef {
-                    data: &dz[xi * nb..],
-                    rows: c_out,
-                    cols: nb,
-                    row_stride: POINTS * nb,
-                    col_stride: 1,
-                };
-                // V[xi]^T: nb x c_in, read along the tiles of each channel.
-                let b = MatRef {
-                    data: &v[xi * nb..],
-                    rows: nb,
-                    cols: c_in,
-                    row_stride: 1,
-                    col_stride: POINTS * nb,
-                };
+                // dZ[xi] times V[xi]^T (nb x c_in, read along the tiles of each channel).
+                let a = point_matrix(dz, xi, c_out, nb);
+                let b = point_matrix(v, xi, c_in, nb).t();
                 gemm_ex(1.0, a, &b, beta, du_xi, c_in, &Epilogue::NONE, false);
             });
         }

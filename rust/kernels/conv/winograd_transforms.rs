@@ -262,7 +262,9 @@ fn input_points_body(
 }
 
 /// Tiles `k .. k + w` of [`input_points`] (`w` is a constant in the main loop,
-/// so that the loads and stores inline to whole vectors).
+/// so that the loads and stores inline to whole vectors). The three `*_points`
+/// loops spell out that main loop and tail each: handed to a shared helper as
+/// a closure, the lane code was no longer inlined (a memmove per lane load).
 #[inline(always)]
 fn input_lane(
     src: &[f32],
