@@ -96,6 +96,53 @@ def test_linear_fused_relu_equals_unfused(shape, bias):
         np.testing.assert_array_equal(a, t.grad.numpy())
 
 
+@pytest.mark.parametrize("train", [True, False])
+def test_batchnorm_fused_relu_equals_unfused(train):
+    """BatchNorm2d.forward_relu gives the bits of BatchNorm2d then ReLU: output, gradients and
+    running statistics, in training and in evaluation."""
+    cnnrs.manual_seed(4)
+    fused_bn, plain_bn = cnnrs.nn.BatchNorm2d(3), cnnrs.nn.BatchNorm2d(3)
+    for bn in (fused_bn, plain_bn):
+        bn.weight.data[:] = [0.5, 1.0, 2.0]
+        bn.bias.data[:] = [0.1, -0.2, 0.0]
+        bn.train(train)
+    data = cnnrs.randn(4, 3, 5, 5).numpy()
+    x1, x2 = cnnrs.tensor(data, requires_grad=True), cnnrs.tensor(data, requires_grad=True)
+    fused = fused_bn.forward_relu(x1)
+    plain = plain_bn(x2).relu()
+    np.testing.assert_array_equal(fused.numpy(), plain.numpy())
+    g = cnnrs.randn(*fused.shape)
+    fused.backward(g)
+    plain.backward(g)
+    pairs = [(x1, x2), (fused_bn.weight, plain_bn.weight), (fused_bn.bias, plain_bn.bias)]
+    for a, b in pairs:
+        np.testing.assert_array_equal(a.grad.numpy(), b.grad.numpy())
+    np.testing.assert_array_equal(fused_bn.running_mean.numpy(), plain_bn.running_mean.numpy())
+    np.testing.assert_array_equal(fused_bn.running_var.numpy(), plain_bn.running_var.numpy())
+
+
+def test_sequential_fuses_batchnorm_relu_but_leaves_relu_pool_to_the_pool():
+    cnnrs.manual_seed(5)
+    nn = cnnrs.nn
+    seq = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.ReLU(), nn.BatchNorm2d(2), nn.ReLU(), nn.MaxPool2d(2)
+    )
+    x = cnnrs.randn(2, 1, 8, 8)
+    expected = x
+    for m in seq:
+        expected = m(expected)
+    got = seq(x)
+    np.testing.assert_array_equal(got.numpy(), expected.numpy())
+    calls = []
+    original = cnnrs.nn.BatchNorm2d.forward_relu
+    cnnrs.nn.BatchNorm2d.forward_relu = lambda self, i: calls.append(self) or original(self, i)
+    try:
+        seq(x)
+    finally:
+        cnnrs.nn.BatchNorm2d.forward_relu = original
+    assert calls == [seq[1]]  # seq[3]'s ReLU went into the max pool
+
+
 def test_sequential_fuses_linear_relu_unless_hooked():
     cnnrs.manual_seed(3)
     seq = cnnrs.nn.Sequential(cnnrs.nn.Linear(4, 6), cnnrs.nn.ReLU(), cnnrs.nn.Linear(6, 2))

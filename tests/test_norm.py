@@ -123,3 +123,32 @@ def test_simd_and_fallback_give_the_same_bits(shape):
             c.set_force_fallback(False)
     for simd, portable in zip(results[False], results[True]):
         np.testing.assert_array_equal(simd, portable)
+
+
+@pytest.mark.parametrize("shape", [(4, 16, 8, 8), (64, 7), (3, 5, 9)], ids=str)
+@pytest.mark.parametrize("training", [True, False], ids=["batch-stats", "given-stats"])
+def test_fused_relu_gives_the_bits_of_a_separate_relu(shape, training):
+    """relu=True / relu_output: the same bits as batch norm, then the ReLU kernels (forward and
+    backward), NaN included."""
+    x, w, b, g = _inputs(shape, seed=5)
+    x.flat[3] = np.nan
+    stats = () if training else (np.zeros(shape[1], np.float32) + 0.1, np.ones(shape[1], np.float32))
+    y, mean, var, inv_std = c.batch_norm_forward(x, w, b, *stats)
+    fused, *fused_stats = c.batch_norm_forward(x, w, b, *stats, relu=True)
+    np.testing.assert_array_equal(fused, c.relu_forward(y))
+    for a, b_ in zip(fused_stats, (mean, var, inv_std)):
+        np.testing.assert_array_equal(a, b_)
+    assert (fused == 0).any() and np.isnan(fused).any()
+    plain = c.batch_norm_backward(c.relu_backward(g, fused), x, mean, inv_std, w, training)
+    got = c.batch_norm_backward(g, x, mean, inv_std, w, training, relu_output=fused)
+    for a, b_ in zip(got, plain):
+        np.testing.assert_array_equal(a, b_)
+
+
+def test_relu_output_of_another_shape_is_refused():
+    x, w, b, g = _inputs((2, 3, 4), seed=6)
+    y, mean, var, inv_std = c.batch_norm_forward(x, w, b, relu=True)
+    with pytest.raises(
+        ValueError, match=r"batch_norm_backward.*relu_output.*\(2, 3, 3\)|relu_output.*\[2, 3, 3\]"
+    ):
+        c.batch_norm_backward(g, x, mean, inv_std, w, relu_output=y[..., :3].copy())

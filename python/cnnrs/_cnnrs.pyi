@@ -118,8 +118,10 @@ def batch_norm_forward(
     mean: Optional[F32] = None,
     var: Optional[F32] = None,
     eps: float = 1e-5,
+    relu: bool = False,
 ) -> tuple[F32, F32, F32, F32]:
-    """(y, mean, var, inv_std) of batch norm over all axes but 1 of x (N, C, ...).
+    """(y, mean, var, inv_std) of batch norm over all axes but 1 of x (N, C, ...), then ReLU
+    if ``relu``.
 
     Without mean/var the batch statistics are used (var biased); with both, those."""
 
@@ -131,8 +133,10 @@ def batch_norm_backward(
     weight: Optional[F32] = None,
     training: bool = True,
     need_input: bool = True,
+    relu_output: Optional[F32] = None,
 ) -> tuple[Optional[F32], F32, F32]:
-    """(grad_input or None, grad_weight, grad_bias); training: mean/inv_std were x's own."""
+    """(grad_input or None, grad_weight, grad_bias); training: mean/inv_std were x's own.
+    relu_output: the forward ran with relu and returned this (grad_output is its gradient)."""
 
 def cross_entropy(
     logits: F32,

@@ -27,7 +27,7 @@ fn zip_chunks<const K: usize>(
 
 /// max(v, 0); NaN stays NaN (as PyTorch), -0.0 becomes 0.0.
 #[inline(always)]
-fn relu(v: f32) -> f32 {
+pub fn relu(v: f32) -> f32 {
     if v > 0.0 || v.is_nan() {
         v
     } else {
@@ -54,9 +54,19 @@ pub fn relu_inplace(y: &mut [f32]) {
 pub fn relu_backward(dy: &[f32], y: &[f32], dx: &mut [f32]) {
     zip_chunks(dx, [dy, y], |ds, [gs, ys]| {
         for ((o, &g), &v) in ds.iter_mut().zip(gs).zip(ys) {
-            *o = if v <= 0.0 { 0.0 } else { g };
+            *o = relu_grad(g, v);
         }
     });
+}
+
+/// The gradient through a ReLU whose output is `y`: 0 where y <= 0, else `g`.
+#[inline(always)]
+pub fn relu_grad(g: f32, y: f32) -> f32 {
+    if y <= 0.0 {
+        0.0
+    } else {
+        g
+    }
 }
 
 /// y[n, c, ...] += bias[c] in place, for an array viewed as (n, c, inner).

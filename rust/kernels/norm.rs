@@ -9,6 +9,7 @@
 //! on the thread count and the variance does not lose digits when |mean| is
 //! large against the standard deviation.
 
+use crate::kernels::elementwise::{relu, relu_grad};
 use crate::kernels::simd;
 use crate::threading::{self, PARALLEL_MIN_FLOPS};
 
@@ -181,11 +182,13 @@ fn sums<const WANT: u8>(x: &[f32], g: &[f32], centre: f64) -> [f64; 4] {
     sums_generic::<WANT>(x, g, centre)
 }
 
-/// dst = src * scale + shift (the forward's write pass).
+/// dst = src * scale + shift (the forward's write pass), then ReLU if `RELU`
+/// (the values of the ReLU kernel: fused, the output is the same bits).
 #[inline(always)]
-fn affine_generic(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
+fn affine_generic<const RELU: bool>(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
     for (o, &v) in dst.iter_mut().zip(src) {
-        *o = v * scale + shift;
+        let y = v * scale + shift;
+        *o = if RELU { relu(y) } else { y };
     }
 }
 
@@ -199,8 +202,8 @@ fn grad_generic(dst: &mut [f32], g: &[f32], x: &[f32], [scale, mean, k_x, k_0]: 
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn affine_avx2(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
-    affine_generic(dst, src, scale, shift)
+unsafe fn affine_avx2<const RELU: bool>(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
+    affine_generic::<RELU>(dst, src, scale, shift)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -211,13 +214,22 @@ unsafe fn grad_avx2(dst: &mut [f32], g: &[f32], x: &[f32], k: [f32; 4]) {
 
 /// The write passes, compiled for AVX2 when the CPU has it (8 lanes instead
 /// of 4; the same element-wise operations, so the same bits).
-fn affine(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
+fn affine<const RELU: bool>(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
     #[cfg(target_arch = "x86_64")]
     if simd::use_avx2_fma() {
         // SAFETY: the CPU has AVX2 (checked at run time).
-        return unsafe { affine_avx2(dst, src, scale, shift) };
+        return unsafe { affine_avx2::<RELU>(dst, src, scale, shift) };
     }
-    affine_generic(dst, src, scale, shift)
+    affine_generic::<RELU>(dst, src, scale, shift)
+}
+
+/// `g` seen through a ReLU whose output is `relu_out` (None: no ReLU): the
+/// values of the ReLU backward kernel, written to `buf` when there is one.
+fn through_relu<'a>(g: &'a [f32], relu_out: Option<&[f32]>, buf: &'a mut Vec<f32>) -> &'a [f32] {
+    let Some(y) = relu_out else { return g };
+    buf.clear();
+    buf.extend(g.iter().zip(y).map(|(&gv, &yv)| relu_grad(gv, yv)));
+    buf
 }
 
 fn grad(dst: &mut [f32], g: &[f32], x: &[f32], k: [f32; 4]) {
@@ -273,7 +285,7 @@ impl OutPtr {
 }
 
 /// y = (x - mean) * inv_std * weight + bias per channel, folded into
-/// y = x * scale + shift. With `given` = Some((mean, var)) those statistics are
+/// y = x * scale + shift, then ReLU if `relu`. With `given` = Some((mean, var)) those statistics are
 /// used (evaluation); otherwise the batch's own mean and biased variance,
 /// which are written to `stats` with `inv_std = 1 / sqrt(var + eps)`.
 /// `x` and `y` have `shape.len()` elements; weight and bias `channels`.
@@ -285,6 +297,7 @@ pub fn batch_norm_forward(
     bias: Option<&[f32]>,
     given: Option<(&[f32], &[f32])>,
     eps: f32,
+    relu: bool,
     y: &mut [f32],
     stats: ChannelStats,
 ) {
@@ -313,7 +326,11 @@ pub fn batch_norm_forward(
         for r in shape.runs(c) {
             // SAFETY: the runs of channel `c` belong to this task alone.
             let dst = unsafe { out.run(r.clone()) };
-            affine(dst, &x[r], scale, shift);
+            if relu {
+                affine::<true>(dst, &x[r], scale, shift);
+            } else {
+                affine::<false>(dst, &x[r], scale, shift);
+            }
         }
         (mean, var, inv_std)
     };
@@ -332,6 +349,10 @@ pub fn batch_norm_forward(
 /// `training`: the statistics were the batch's own, so they depend on x and
 /// grad_x = scale * (g - mean(g) - x_hat * mean(g * x_hat)); otherwise
 /// (evaluation statistics) grad_x = scale * g.
+///
+/// `relu_out`: the forward ran with `relu` and this is its output; `g` is
+/// then the gradient of that output, and goes through the ReLU first (the
+/// same bits as the ReLU backward kernel followed by this one).
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_backward(
     shape: &NormShape,
@@ -341,6 +362,7 @@ pub fn batch_norm_backward(
     inv_std: &[f32],
     weight: Option<&[f32]>,
     training: bool,
+    relu_out: Option<&[f32]>,
     gx: Option<&mut [f32]>,
     grad_weight: &mut [f32],
     grad_bias: &mut [f32],
@@ -349,10 +371,13 @@ pub fn batch_norm_backward(
     let count = shape.count() as f32;
     let per_channel = |c: usize| {
         let m = mean[c] as f64;
+        let mut buf = Vec::new();
+        let relu_run = |r: &std::ops::Range<usize>| relu_out.map(|y| &y[r.clone()]);
         let (sum_g, sum_g_dev) = shape
             .runs(c)
             .map(|r| {
-                let s = sums::<SUM_G_AND_G_DEV>(&x[r.clone()], &g[r], m);
+                let g_run = through_relu(&g[r.clone()], relu_run(&r), &mut buf);
+                let s = sums::<SUM_G_AND_G_DEV>(&x[r], g_run, m);
                 (s[2], s[3])
             })
             .fold((0.0, 0.0), |(a, b), (s, t)| (a + s, b + t));
@@ -372,7 +397,8 @@ pub fn batch_norm_backward(
             for r in shape.runs(c) {
                 // SAFETY: the runs of channel `c` belong to this task alone.
                 let dst = unsafe { out.run(r.clone()) };
-                grad(dst, &g[r.clone()], &x[r], [scale, mean, k_x, k_0]);
+                let g_run = through_relu(&g[r.clone()], relu_run(&r), &mut buf);
+                grad(dst, g_run, &x[r], [scale, mean, k_x, k_0]);
             }
         }
         (sum_g_xhat, sum_g)
@@ -453,7 +479,7 @@ mod tests {
             var: &mut var,
             inv_std: &mut inv,
         };
-        batch_norm_forward(s, x, Some(w), Some(b), None, 1e-5, &mut y, stats);
+        batch_norm_forward(s, x, Some(w), Some(b), None, 1e-5, false, &mut y, stats);
         (y, mean, var, inv)
     }
 
@@ -501,6 +527,7 @@ mod tests {
             &inv,
             Some(&w),
             true,
+            None,
             Some(&mut gx),
             &mut gw,
             &mut gb,

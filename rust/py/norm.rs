@@ -53,11 +53,11 @@ fn check_eps(op: &str, eps: f32) -> PyResult<()> {
 }
 
 /// Returns (y, mean, var, inv_std): y normalised per channel (axis 1) and
-/// scaled by weight, shifted by bias. Without mean/var the batch statistics
-/// are used (var is the biased variance); with both, those are used.
+/// scaled by weight, shifted by bias, then ReLU if `relu`. Without mean/var
+/// the batch statistics are used (var is the biased variance); with both, those.
 #[pyfunction]
-#[pyo3(signature = (x, weight=None, bias=None, mean=None, var=None, eps=1e-5))]
-#[allow(clippy::type_complexity)]
+#[pyo3(signature = (x, weight=None, bias=None, mean=None, var=None, eps=1e-5, relu=false))]
+#[allow(clippy::type_complexity, clippy::too_many_arguments)]
 pub fn batch_norm_forward<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
@@ -66,6 +66,7 @@ pub fn batch_norm_forward<'py>(
     mean: Option<&Bound<'py, PyAny>>,
     var: Option<&Bound<'py, PyAny>>,
     eps: f32,
+    relu: bool,
 ) -> PyResult<(
     Bound<'py, PyAny>,
     Bound<'py, PyAny>,
@@ -124,7 +125,7 @@ pub fn batch_norm_forward<'py>(
                 inv_std: iw.as_slice_mut()?,
             },
         );
-        py.detach(|| norm::batch_norm_forward(&shape, xs, ws, bs, given, eps, ys, stats));
+        py.detach(|| norm::batch_norm_forward(&shape, xs, ws, bs, given, eps, relu, ys, stats));
     }
     Ok((
         y.into_any(),
@@ -136,9 +137,10 @@ pub fn batch_norm_forward<'py>(
 
 /// Returns (grad_input or None, grad_weight, grad_bias) of batch_norm_forward,
 /// given its x and the mean and inv_std it used. `training`: those were the
-/// batch's own statistics (they then depend on x).
+/// batch's own statistics (they then depend on x). `relu_output`: the forward
+/// ran with relu and returned this; grad_output is the gradient of it.
 #[pyfunction]
-#[pyo3(signature = (grad_output, x, mean, inv_std, weight=None, training=true, need_input=true))]
+#[pyo3(signature = (grad_output, x, mean, inv_std, weight=None, training=true, need_input=true, relu_output=None))]
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
 pub fn batch_norm_backward<'py>(
     py: Python<'py>,
@@ -149,6 +151,7 @@ pub fn batch_norm_backward<'py>(
     weight: Option<&Bound<'py, PyAny>>,
     training: bool,
     need_input: bool,
+    relu_output: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<(
     Option<Bound<'py, PyAny>>,
     Bound<'py, PyAny>,
@@ -167,6 +170,19 @@ pub fn batch_norm_backward<'py>(
     }
     let shape = norm_shape(OP, &xa)?;
     let x_shape = xa.shape().to_vec();
+    let relu_out = relu_output
+        .map(|y| f32_in(OP, "relu_output", y, None))
+        .transpose()?;
+    if let Some(y) = &relu_out {
+        if y.shape() != xa.shape() {
+            return Err(KernelError::Shape(format!(
+                "{OP}: relu_output has shape {:?} but x has {:?}",
+                y.shape(),
+                xa.shape()
+            ))
+            .into());
+        }
+    }
     let m = channel_vec(OP, "mean", Some(mean), &x_shape)?.expect("given");
     let inv = channel_vec(OP, "inv_std", Some(inv_std), &x_shape)?.expect("given");
     let w = channel_vec(OP, "weight", weight, &x_shape)?;
@@ -188,10 +204,11 @@ pub fn batch_norm_backward<'py>(
             inv.as_slice()?,
         );
         let ws = w.as_ref().map(|a| a.as_slice()).transpose()?;
+        let ys = relu_out.as_ref().map(|a| a.as_slice()).transpose()?;
         let gx_s = gx_w.as_mut().map(|a| a.as_slice_mut()).transpose()?;
         let (gw_s, gb_s) = (gw_w.as_slice_mut()?, gb_w.as_slice_mut()?);
         py.detach(|| {
-            norm::batch_norm_backward(&shape, gs, xs, ms, is, ws, training, gx_s, gw_s, gb_s)
+            norm::batch_norm_backward(&shape, gs, xs, ms, is, ws, training, ys, gx_s, gw_s, gb_s)
         });
     }
     Ok((gx.map(|a| a.into_any()), gw.into_any(), gb.into_any()))

@@ -223,10 +223,11 @@ class BatchNormFn(Function):
     batch statistics are used and stored in ``self.batch_mean`` / ``batch_var``
     (biased variance). Forward and backward are one kernel call each: a channel
     at a time, statistics, normalisation and gradient sums in one visit of its
-    data, sums in float64.
+    data, sums in float64. ``relu=True`` applies the following ReLU in the same
+    calls (forward and backward), bit-identical to a separate ReLU.
     """
 
-    def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5):
+    def forward(self, x, weight=None, bias=None, mean=None, var=None, eps=1e-5, relu=False):
         x = _f32(x)
         self.training = mean is None
         weight = None if weight is None else _f32(weight)
@@ -234,17 +235,18 @@ class BatchNormFn(Function):
         if not self.training:
             mean, var = _f32(mean), _f32(var)
         out, batch_mean, batch_var, inv_std = _cnnrs.batch_norm_forward(
-            x, weight, bias, mean, var, float(eps)
+            x, weight, bias, mean, var, float(eps), relu
         )
         if self.training:
             self.batch_mean, self.batch_var = batch_mean, batch_var
         self.x, self.mean, self.inv_std, self.weight = x, batch_mean, inv_std, weight
+        self.out = out if relu else None  # the ReLU mask for backward
         return out
 
     def backward(self, g):
         needs = self.needs_input_grad
         gx, grad_weight, grad_bias = _cnnrs.batch_norm_backward(
-            _f32(g), self.x, self.mean, self.inv_std, self.weight, self.training, needs[0]
+            _f32(g), self.x, self.mean, self.inv_std, self.weight, self.training, needs[0], self.out
         )
         grads = [gx]
         if len(needs) > 1:

@@ -8,6 +8,7 @@ from .activation import ReLU
 from .conv import Conv2d
 from .linear import Linear
 from .module import Module
+from .normalization import BatchNorm2d
 from .pooling import MaxPool2d
 
 
@@ -23,6 +24,7 @@ def _run_fused(modules: list, input):
       needs no separate ReLU mask pass over the large convolution output);
     - Conv2d -> ReLU: the ReLU runs in the convolution's epilogue;
     - Linear -> ReLU: bias and ReLU run in the GEMM call;
+    - BatchNorm2d -> ReLU (not followed by a max pool): the ReLU runs in the batch-norm kernels;
     - ReLU -> MaxPool2d: the ReLU runs inside the pooling kernel.
     Each is bit-identical to the unfused sequence, forward and backward. Modules with hooks,
     subclasses and max pools that return indices are never fused.
@@ -45,6 +47,12 @@ def _run_fused(modules: list, input):
                 input = module.forward_relu(input)
                 i += 2
                 continue
+            # (A ReLU followed by a max pool goes into the pool kernel instead: below.)
+            followed_by_pool = after is not None and _plain(after, MaxPool2d) and not after.return_indices
+            if _plain(module, BatchNorm2d) and not followed_by_pool:
+                input = module.forward_relu(input)
+                i += 2
+                continue
         elif nxt is not None and _plain(module, ReLU) and _plain(nxt, MaxPool2d) and not nxt.return_indices:
             input = nxt.forward_relu(input)
             i += 2
@@ -59,9 +67,9 @@ class Sequential(Module):
 
     ``Sequential(m0, m1, ...)`` names the children "0", "1", ...; ``Sequential(OrderedDict)``
     keeps the given names. Supports indexing, slicing (a new Sequential), len and iteration.
-    Conv2d -> ReLU, Linear -> ReLU, ReLU -> MaxPool2d and Conv2d -> ReLU -> MaxPool2d run with
-    the ReLU fused into the convolution, GEMM or pooling kernel (bit-identical to running them
-    one after the other).
+    Conv2d -> ReLU, Linear -> ReLU, BatchNorm2d -> ReLU, ReLU -> MaxPool2d and
+    Conv2d -> ReLU -> MaxPool2d run with the ReLU fused into the convolution, GEMM, batch-norm
+    or pooling kernel (bit-identical to running them one after the other).
 
     Example:
         >>> net = cnnrs.nn.Sequential(cnnrs.nn.Conv2d(1, 6, 5), cnnrs.nn.ReLU(), cnnrs.nn.MaxPool2d(2))

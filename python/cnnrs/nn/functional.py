@@ -238,9 +238,12 @@ def batch_norm(
     training: bool = False,
     momentum: float | None = 0.1,
     eps: float = 1e-5,
+    *,
+    relu: bool = False,
 ) -> Tensor:
     """Normalise over all dims but 1. In training, updates running_mean / running_var in place
-    (unbiased variance, like torch) when they are given."""
+    (unbiased variance, like torch) when they are given. ``relu=True``: relu of the result, in
+    the same kernel call (bit-identical to a separate ReLU)."""
     input = _tensor(input)
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected at least 2-D input (N, C, ...), got shape {input.shape}")
@@ -254,7 +257,7 @@ def batch_norm(
                 f"Expected more than 1 value per channel when training, got input size {input.shape}"
             )
         f = fn.BatchNormFn()
-        out = fn.Function.run(f, (input, *params), {"eps": eps})
+        out = fn.Function.run(f, (input, *params), {"eps": eps, "relu": relu})
         if running_mean is not None and momentum is not None:
             m = np.float32(momentum)
             running_mean.data *= 1 - m
@@ -264,7 +267,9 @@ def batch_norm(
         return out
     if running_mean is None or running_var is None:
         raise ValueError("batch_norm: running_mean and running_var are required when training=False")
-    return fn.BatchNormFn.apply(input, *params, mean=running_mean.data, var=running_var.data, eps=eps)
+    return fn.BatchNormFn.apply(
+        input, *params, mean=running_mean.data, var=running_var.data, eps=eps, relu=relu
+    )
 
 
 def _check_reduction(reduction: str, op: str) -> None:

@@ -62,6 +62,13 @@ class _BatchNorm(Module):
             init.zeros_(self.bias)
 
     def forward(self, input):
+        return self._forward(input, relu=False)
+
+    def forward_relu(self, input):
+        """relu(self(input)) in one kernel call (used by Sequential for BatchNorm -> ReLU)."""
+        return self._forward(input, relu=True)
+
+    def _forward(self, input, relu: bool):
         if input.ndim not in self._expected_dims:
             raise ValueError(
                 f"{type(self).__name__}: expected {' or '.join(f'{d}D' for d in self._expected_dims)} input, "
@@ -86,6 +93,7 @@ class _BatchNorm(Module):
             use_batch_stats,
             momentum,
             self.eps,
+            relu=relu,
         )
 
     def extra_repr(self) -> str:
