@@ -120,9 +120,16 @@ SPECS = {
         set(),
     ),
     "batch_norm_backward": (
-        dict(grad_output=f32(2, 3, 4, 4), x=f32(2, 3, 4, 4), mean=f32(3), inv_std=f32(3), weight=f32(3)),
-        lambda grad_output, x, mean, inv_std, weight: c.batch_norm_backward(
-            grad_output, x, mean, inv_std, weight
+        dict(
+            grad_output=f32(2, 3, 4, 4),
+            x=f32(2, 3, 4, 4),
+            mean=f32(3),
+            inv_std=f32(3),
+            weight=f32(3),
+            relu_output=f32(2, 3, 4, 4),
+        ),
+        lambda grad_output, x, mean, inv_std, weight, relu_output: c.batch_norm_backward(
+            grad_output, x, mean, inv_std, weight, relu_output=relu_output
         ),
         "batch_norm_backward",
         {},
