@@ -143,10 +143,29 @@ unsafe fn axpy4_avx2(a: [f32; 4], x: [&[f32]; 4], acc: &mut [f32]) {
     axpy4_generic(a, x, acc);
 }
 
+/// `dot_generic` with explicit vectors (LLVM vectorised the generic loop with
+/// 2-float pieces, 3x slower): lanes 0-7 and 8-15 in two registers, the same
+/// separate multiply and add per lane, then the same tail and reduction.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn dot_avx2(x: &[f32], y: &[f32]) -> f32 {
-    dot_generic(x, y)
+    use std::arch::x86_64::*;
+    let len = x.len().min(y.len());
+    let full = len / LANES * LANES;
+    let (mut lo, mut hi) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    for i in (0..full).step_by(LANES) {
+        // SAFETY: i + LANES <= full <= len of both slices.
+        let (xp, yp) = (x.as_ptr().add(i), y.as_ptr().add(i));
+        lo = _mm256_add_ps(lo, _mm256_mul_ps(_mm256_loadu_ps(xp), _mm256_loadu_ps(yp)));
+        hi = _mm256_add_ps(
+            hi,
+            _mm256_mul_ps(_mm256_loadu_ps(xp.add(8)), _mm256_loadu_ps(yp.add(8))),
+        );
+    }
+    let mut lanes = [0.0f32; LANES];
+    _mm256_storeu_ps(lanes.as_mut_ptr(), lo);
+    _mm256_storeu_ps(lanes.as_mut_ptr().add(8), hi);
+    finish_dot(lanes, &x[full..len], &y[full..len])
 }
 
 /// acc = (((acc + a0 x0) + a1 x1) + a2 x2) + a3 x3, element-wise: the same
@@ -172,6 +191,13 @@ fn dot_generic(x: &[f32], y: &[f32]) -> f32 {
             lanes[l] += xs[l] * ys[l];
         }
     }
+    finish_dot(lanes, x_tail, y_tail)
+}
+
+/// The tail of a dot product (fewer than LANES products, into the first
+/// lanes), then the lanes added pairwise in a fixed order.
+#[inline(always)]
+fn finish_dot(mut lanes: [f32; LANES], x_tail: &[f32], y_tail: &[f32]) -> f32 {
     for (l, (&xv, &yv)) in x_tail.iter().zip(y_tail).enumerate() {
         lanes[l] += xv * yv;
     }
