@@ -39,6 +39,8 @@ mod params;
 mod tests;
 mod weight_grad;
 mod winograd;
+#[cfg(test)]
+mod winograd_tests;
 mod winograd_transforms;
 
 pub use forward::conv2d_forward;
