@@ -61,80 +61,170 @@ pub fn suits(p: &Conv2dParams) -> bool {
         && padded_scratch_fits(p)
 }
 
-/// Whether the padded planes of one image (the scratch of every kernel here)
-/// can be indexed without overflow: with absurd padding they may not, and the
-/// GEMM path, which never stores them, takes the layer instead.
+/// Whether the shifted planes of one image (the scratch of every kernel
+/// here) can be indexed without overflow: with absurd padding they may not,
+/// and the GEMM path, which never stores them, takes the layer instead.
 fn padded_scratch_fits(p: &Conv2dParams) -> bool {
-    let [top, bottom, left, right] = p.padding;
-    let rows =
-        p.h.checked_add(top + bottom)
-            .and_then(|r| r.checked_add(p.kh));
-    let cols =
-        p.w.checked_add(left + right)
-            .and_then(|c| c.checked_add(p.kw));
-    rows.zip(cols)
-        .and_then(|(r, c)| r.checked_mul(c))
+    (p.out_h + p.kh)
+        .checked_mul(p.out_w)
+        .and_then(|n| n.checked_add(2 * STEP))
+        .and_then(|n| n.checked_mul(p.kw))
         .and_then(|n| n.checked_mul(MAX_DIRECT_CHANNELS))
         .is_some_and(|n| n <= isize::MAX as usize / 8)
 }
 
-/// The flat layout of one layer (see the module comment).
+/// The layout of one layer: the "shifted planes" of the module comment.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Flat {
-    /// Padded row length: the row stride of every padded plane.
-    pub wp: usize,
     pub kh: usize,
     pub kw: usize,
-    /// Flat positions computed per output plane: `(out_h - 1) * wp + out_w`
-    /// rounded up to a multiple of [`STEP`].
+    /// Output width: the row length of every shifted plane and output plane.
+    pub ow: usize,
+    /// Output pixels per plane (`out_h * out_w`): the positions stored.
+    pub pixels: usize,
+    /// Flat positions computed per output plane: `out_h * out_w` rounded up
+    /// to a multiple of [`STEP`].
     pub len: usize,
-    /// Floats per padded input plane: the padded plane plus the zeros read by
-    /// the computed positions past the last output pixel.
+    /// Floats per shifted plane: its `out_h + kh - 1` rows of `ow`, and the
+    /// zeros read by the computed positions past the last output pixel.
     pub plane: usize,
+    /// Tap (s, ky, kx) of output position j is source float
+    /// `s * tap_s + ky * tap_ky + kx * tap_kx + j` (source channel s has kw
+    /// planes, one per kernel column).
+    pub tap_s: usize,
+    pub tap_ky: usize,
+    pub tap_kx: usize,
 }
 
 impl Flat {
     pub(super) fn new(p: &Conv2dParams) -> Flat {
-        let [top, bottom, left, right] = p.padding;
-        let wp = left + p.w + right;
-        let len = ((p.out_h - 1) * wp + p.out_w).next_multiple_of(STEP);
-        let reach = len + (p.kh - 1) * wp + p.kw - 1;
+        let ow = p.out_w;
+        let len = (p.out_h * ow).next_multiple_of(STEP);
+        let plane = (len + (p.kh - 1) * ow).next_multiple_of(STEP);
         Flat {
-            wp,
             kh: p.kh,
             kw: p.kw,
+            ow,
+            pixels: p.out_h * ow,
             len,
-            plane: (reach.max((top + p.h + bottom) * wp)).next_multiple_of(8),
+            plane,
+            tap_s: p.kw * plane,
+            tap_ky: ow,
+            tap_kx: plane,
         }
+    }
+
+    /// Whether `n` source channels fit in `floats`: every tap of every
+    /// computed position of the last channel lies below `n * tap_s`.
+    pub(super) fn sources_fit(&self, n: usize, floats: usize) -> bool {
+        (self.kh - 1) * self.tap_ky + (self.kw - 1) * self.tap_kx + self.len <= self.tap_s
+            && floats >= n * self.tap_s
     }
 }
 
-/// Copies `planes` planes of `p.h x p.w` from `src` into the interior of the
-/// padded planes of `dst` (the padding of `dst` is left as it is: zero).
-fn pad_planes(p: &Conv2dParams, f: &Flat, src: &[f32], planes: usize, dst: &mut [f32]) {
-    let first = p.padding[0] * f.wp + p.padding[2];
-    for (s, d) in src
-        .chunks_exact(p.in_plane())
-        .zip(dst.chunks_exact_mut(f.plane))
+/// For each kernel column kx and row of a shifted plane: the run of output
+/// columns `ox0..ox1` whose input column `ox + kx - pad_left` lies inside the
+/// image, with its first input column (the other columns stay zero).
+fn column_run(p: &Conv2dParams, kx: usize) -> Option<(usize, usize, usize)> {
+    let left = p.padding[2];
+    let ox0 = left.saturating_sub(kx);
+    let ox1 = p.out_w.min((p.w + left).saturating_sub(kx));
+    (ox0 < ox1).then(|| (ox0, ox1, ox0 + kx - left))
+}
+
+/// One run of `shift_planes`: `len` floats from `src` (offset in the input
+/// planes of an image) to `dst` (offset in its shifted planes).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Run {
+    pub src: usize,
+    pub dst: usize,
+    pub len: usize,
+}
+
+/// The runs that copy `planes` input planes (`p.h x p.w`) to their shifted
+/// planes: plane (s, kx) row r, column ox holds input (r - pad_top, ox + kx -
+/// pad_left). The padding positions are not in any run: they stay zero.
+fn shift_runs(p: &Conv2dParams, f: &Flat, planes: usize) -> Vec<Run> {
+    let mut runs = Vec::with_capacity(planes * f.kw * p.h);
+    for s in 0..planes {
+        for kx in 0..f.kw {
+            let Some((ox0, ox1, ix0)) = column_run(p, kx) else {
+                continue;
+            };
+            for iy in 0..p.h {
+                runs.push(Run {
+                    src: s * p.in_plane() + iy * p.w + ix0,
+                    dst: s * f.tap_s + kx * f.plane + (iy + p.padding[0]) * f.ow + ox0,
+                    len: ox1 - ox0,
+                });
+            }
+        }
+    }
+    runs
+}
+
+/// Copies the input planes `src` to the shifted planes `dst` along `runs`
+/// (a call to memcpy per short run would cost as much as the copy).
+fn shift_planes(simd: bool, runs: &[Run], src: &[f32], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: the CPU has AVX2 and FMA.
+        return unsafe { direct_avx2::copy_runs(runs, src, dst) };
+    }
+    let _ = simd;
+    for r in runs {
+        dst[r.dst..][..r.len].copy_from_slice(&src[r.src..][..r.len]);
+    }
+}
+
+/// Adds the shifted planes `src` of `planes` channels into the input planes
+/// of `dst` (`p.h x p.w`, overwritten): the adjoint of `shift_planes`.
+fn unshift_planes(
+    simd: bool,
+    p: &Conv2dParams,
+    f: &Flat,
+    src: &[f32],
+    planes: usize,
+    dst: &mut [f32],
+) {
+    let (top, left) = (p.padding[0], p.padding[2]);
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        // SAFETY: the CPU has AVX2 and FMA; the kernel checks the lengths.
+        return unsafe { direct_avx2::unshift(f, [p.h, p.w], [top, left], src, planes, dst) };
+    }
+    let _ = simd;
+    let runs: Vec<_> = (0..f.kw).map(|kx| column_run(p, kx)).collect();
+    for (s_planes, d) in src
+        .chunks_exact(f.tap_s)
+        .zip(dst.chunks_exact_mut(p.in_plane()))
         .take(planes)
     {
-        for (y, row) in s.chunks_exact(p.w).enumerate() {
-            d[first + y * f.wp..][..p.w].copy_from_slice(row);
+        d.fill(0.0);
+        for (kx, run) in runs.iter().enumerate() {
+            let Some((ox0, ox1, ix0)) = *run else {
+                continue;
+            };
+            let s_plane = &s_planes[kx * f.plane..][..f.plane];
+            for (iy, row) in d.chunks_exact_mut(p.w).enumerate() {
+                let at = (iy + top) * f.ow + ox0;
+                for (d, s) in row[ix0..][..ox1 - ox0].iter_mut().zip(&s_plane[at..]) {
+                    *d += *s;
+                }
+            }
         }
     }
 }
 
-/// Copies `planes` output planes (`out_h x out_w`) of `src` to their flat
-/// positions in `dst` (planes of `f.len`); the other positions stay as they are (zero).
+/// Copies `planes` output planes (`out_h x out_w`) of `src` to the planes
+/// of `f.len` floats of `dst` (the tails stay as they are: zero).
 fn spread_outputs(p: &Conv2dParams, f: &Flat, src: &[f32], planes: usize, dst: &mut [f32]) {
     for (s, d) in src
         .chunks_exact(p.out_plane())
         .zip(dst.chunks_exact_mut(f.len))
         .take(planes)
     {
-        for (oy, row) in s.chunks_exact(p.out_w).enumerate() {
-            d[oy * f.wp..][..p.out_w].copy_from_slice(row);
-        }
+        d[..s.len()].copy_from_slice(s);
     }
 }
 
@@ -188,16 +278,17 @@ fn weight_grad_kernel(
     n_x: usize,
     dy: &[f32],
     n_dy: usize,
+    dy_image: usize,
     images: usize,
     dw: &mut [f32],
 ) {
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY: the CPU has AVX2 and FMA; the kernel checks the lengths.
-        return unsafe { direct_avx2::weight_grad(f, x, n_x, dy, n_dy, images, dw) };
+        return unsafe { direct_avx2::weight_grad(f, x, n_x, dy, n_dy, dy_image, images, dw) };
     }
     let _ = simd;
-    direct_portable::weight_grad(f, x, n_x, dy, n_dy, images, dw);
+    direct_portable::weight_grad(f, x, n_x, dy, n_dy, dy_image, images, dw);
 }
 
 /// Runs `step(scratch, (image, output))` for every image, on the pool unless tiny.
@@ -232,23 +323,16 @@ pub fn forward(
     let f = Flat::new(p);
     let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
     let w_group = cog * p.k_size();
-    let scratch = || (vec![0.0; cig * f.plane], vec![0.0; cog * f.len]);
-    let step = |(xp, yp): &mut (Vec<f32>, Vec<f32>), (b, y_img): (usize, &mut [f32])| {
+    let runs = shift_runs(p, &f, cig);
+    let scratch = || vec![0.0; cig * f.tap_s];
+    let step = |xs: &mut Vec<f32>, (b, y_img): (usize, &mut [f32])| {
         let x_img = &x[b * p.c_in * p.in_plane()..][..p.c_in * p.in_plane()];
         for g in 0..p.groups {
-            pad_planes(p, &f, &x_img[g * cig * p.in_plane()..], cig, xp);
+            shift_planes(simd, &runs, &x_img[g * cig * p.in_plane()..], xs);
             let w_g = &w[g * w_group..][..w_group];
             let b_g = bias.map(|b| &b[g * cog..][..cog]);
-            correlate(simd, &f, xp, cig, w_g, b_g, relu, yp, cog);
             let y_g = &mut y_img[g * cog * p.out_plane()..][..cog * p.out_plane()];
-            for (dst, src) in y_g
-                .chunks_exact_mut(p.out_plane())
-                .zip(yp.chunks_exact(f.len))
-            {
-                for (oy, row) in dst.chunks_exact_mut(p.out_w).enumerate() {
-                    row.copy_from_slice(&src[oy * f.wp..][..p.out_w]);
-                }
-            }
+            correlate(simd, &f, xs, cig, w_g, b_g, relu, y_g, cog);
         }
     };
     over_images(p, y, p.c_out * p.out_plane(), scratch, step);
@@ -260,31 +344,30 @@ pub fn input_grad(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [f32], simd:
     let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
     let w_group = cog * p.k_size();
     let y_image = p.c_out * p.out_plane();
-    let first = p.padding[0] * f.wp + p.padding[2];
-    let scratch = || (vec![0.0; cog * f.len], vec![0.0; cig * f.plane]);
-    let step = |(dyp, dxp): &mut (Vec<f32>, Vec<f32>), (b, dx_img): (usize, &mut [f32])| {
+    // Whole dY planes (no padding past the last pixel) are read in place.
+    let in_place = f.pixels == f.len;
+    let scratch = || (vec![0.0; cog * f.len], vec![0.0; cig * f.tap_s]);
+    let step = |(dyp, dxs): &mut (Vec<f32>, Vec<f32>), (b, dx_img): (usize, &mut [f32])| {
         for g in 0..p.groups {
             let dy_g = &dy[b * y_image + g * cog * p.out_plane()..][..cog * p.out_plane()];
-            spread_outputs(p, &f, dy_g, cog, dyp);
-            dxp.fill(0.0);
+            let dy_planes = if in_place {
+                dy_g
+            } else {
+                spread_outputs(p, &f, dy_g, cog, dyp);
+                &dyp[..]
+            };
+            dxs.fill(0.0);
             let w_g = &w[g * w_group..][..w_group];
-            scatter(simd, &f, dyp, cog, w_g, dxp, cig);
+            scatter(simd, &f, dy_planes, cog, w_g, dxs, cig);
             let dx_g = &mut dx_img[g * cig * p.in_plane()..][..cig * p.in_plane()];
-            for (dst, src) in dx_g
-                .chunks_exact_mut(p.in_plane())
-                .zip(dxp.chunks_exact(f.plane))
-            {
-                for (y, row) in dst.chunks_exact_mut(p.w).enumerate() {
-                    row.copy_from_slice(&src[first + y * f.wp..][..p.w]);
-                }
-            }
+            unshift_planes(simd, p, &f, dxs, cig, dx_g);
         }
     };
     over_images(p, dx, p.c_in * p.in_plane(), scratch, step);
 }
 
-/// The padded x and dY planes of up to this many floats are prepared at a
-/// time in a grad-weight batch chunk (256 KiB: they stay in L2 while the
+/// The shifted x planes and dY planes of up to this many floats are prepared
+/// at a time in a grad-weight batch chunk (256 KiB: they stay in L2 while the
 /// kernel passes over them once per block of weights).
 const WEIGHT_GRAD_SCRATCH_FLOATS: usize = 64 << 10;
 
@@ -301,23 +384,24 @@ pub fn weight_grad(
 ) {
     let f = Flat::new(p);
     let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
-    let per_image = cig * f.plane + cog * f.len;
+    let per_image = cig * f.tap_s + cog * f.len;
     // Images per pass: fixed by the shape, so the sums are too.
     let per_pass = (WEIGHT_GRAD_SCRATCH_FLOATS / per_image).clamp(1, p.batch);
     let part_len = dw.len() + p.c_out;
     let n_chunks = batch_chunks(p);
+    let runs = shift_runs(p, &f, cig);
     let scratch = || {
         (
-            vec![0.0; per_pass * cig * f.plane],
+            vec![0.0; per_pass * cig * f.tap_s],
             vec![0.0; per_pass * cog * f.len],
         )
     };
-    let chunk = |(xp, dyp): &mut (Vec<f32>, Vec<f32>), (c, part): (usize, &mut [f32])| {
+    let chunk = |(xs, dyp): &mut (Vec<f32>, Vec<f32>), (c, part): (usize, &mut [f32])| {
         let images = chunk_range(p.batch, n_chunks, c);
         let (dw_part, db_part) = part.split_at_mut(dw.len());
         for first in images.clone().step_by(per_pass) {
             let pass = first..(first + per_pass).min(images.end);
-            weight_grad_pass(simd, p, &f, x, dy, pass, xp, dyp, dw_part);
+            weight_grad_pass(simd, p, &f, &runs, x, dy, pass, xs, dyp, dw_part);
         }
         bias_grad_chunk(p, dy, images, db_part);
     };
@@ -344,26 +428,39 @@ fn weight_grad_pass(
     simd: bool,
     p: &Conv2dParams,
     f: &Flat,
+    runs: &[Run],
     x: &[f32],
     dy: &[f32],
     pass: Range<usize>,
-    xp: &mut [f32],
+    xs: &mut [f32],
     dyp: &mut [f32],
     dw_part: &mut [f32],
 ) {
     let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
     let (x_image, y_image) = (p.c_in * p.in_plane(), p.c_out * p.out_plane());
     let images = pass.len();
+    // Whole dY planes (no padding past the last pixel) are read in place.
+    let in_place = f.pixels == f.len;
     for g in 0..p.groups {
         for (j, b) in pass.clone().enumerate() {
             let x_g = &x[b * x_image + g * cig * p.in_plane()..];
-            pad_planes(p, f, x_g, cig, &mut xp[j * cig * f.plane..]);
-            let dy_g = &dy[b * y_image + g * cog * p.out_plane()..];
-            spread_outputs(p, f, dy_g, cog, &mut dyp[j * cog * f.len..]);
+            shift_planes(simd, runs, x_g, &mut xs[j * cig * f.tap_s..]);
+            if !in_place {
+                let dy_g = &dy[b * y_image + g * cog * p.out_plane()..];
+                spread_outputs(p, f, dy_g, cog, &mut dyp[j * cog * f.len..]);
+            }
         }
-        let (xs, dys) = (&xp[..images * cig * f.plane], &dyp[..images * cog * f.len]);
+        let x_pass = &xs[..images * cig * f.tap_s];
+        let (dy_pass, dy_image) = if in_place {
+            (
+                &dy[pass.start * y_image + g * cog * p.out_plane()..],
+                y_image,
+            )
+        } else {
+            (&dyp[..images * cog * f.len], cog * f.len)
+        };
         let dw_g = &mut dw_part[g * cog * p.k_size()..][..cog * p.k_size()];
-        weight_grad_kernel(simd, f, xs, cig, dys, cog, images, dw_g);
+        weight_grad_kernel(simd, f, x_pass, cig, dy_pass, cog, dy_image, images, dw_g);
     }
 }
 

@@ -12,13 +12,13 @@
 use std::arch::x86_64::*;
 use std::ops::Range;
 
-use super::direct::{channel_blocks, Flat, STEP};
+use super::direct::{channel_blocks, Flat, Run, STEP};
 
 /// Channels per register block of the forward and grad-input kernels.
 const MAX_BLOCK: usize = 6;
-/// Output channels and kernel columns per register block of the grad-weight kernel.
+/// Output channels and kernel rows per register block of the grad-weight kernel.
 const WG_CHANNELS: usize = 2;
-const WG_COLUMNS: usize = 5;
+const WG_ROWS: usize = 5;
 
 /// Runs `$f::<C, V>($args, positions)` for the block size `C = $n` in
 /// 1..=MAX_BLOCK over the flat positions `0..$len` (a multiple of 8): blocks of
@@ -63,16 +63,17 @@ pub unsafe fn correlate(
     n_out: usize,
 ) {
     let taps = f.kh * f.kw;
-    // Every read below is at s * plane + ky * wp + kx + j + 16 <= n_src * plane
-    // (Flat::plane covers len + (kh-1)*wp + kw-1), every write below n_out * len.
-    assert!(src.len() >= n_src * f.plane && out.len() >= n_out * f.len);
+    // Every read below is at tap(s, ky, kx) + j + 8 <= n_src * tap_s, every
+    // write below (n_out - 1) * pixels + pixels (the last vector of a plane
+    // is stored masked).
+    assert!(f.sources_fit(n_src, src.len()) && out.len() >= n_out * f.pixels);
     assert!(w.len() >= n_out * n_src * taps && f.len % STEP == 0);
-    assert!(f.plane >= f.len + (f.kh - 1) * f.wp + f.kw - 1);
+    assert!(f.pixels <= f.len && f.len - f.pixels < STEP);
     assert!(bias.is_none_or(|b| b.len() >= n_out));
     for block in channel_blocks(n_out, MAX_BLOCK) {
         let w_block = w[block.start * n_src * taps..].as_ptr();
         let bias_block = bias.map(|b| &b[block.clone()]);
-        let out_block = out[block.start * f.len..].as_mut_ptr();
+        let out_block = out[block.start * f.pixels..].as_mut_ptr();
         // SAFETY: the asserts above bound every offset the block uses.
         unsafe {
             by_block_size!(
@@ -116,12 +117,12 @@ unsafe fn correlate_block<const C: usize, const V: usize>(
         for s in 0..n_src {
             for ky in 0..f.kh {
                 // SAFETY (all pointer arithmetic here): bounded by the asserts of `correlate`.
-                let row = unsafe { src.add(s * f.plane + ky * f.wp + j) };
+                let row = unsafe { src.add(s * f.tap_s + ky * f.tap_ky + j) };
                 let w_tap = unsafe { w.add(s * taps + ky * f.kw) };
                 for kx in 0..f.kw {
                     let mut xs = [_mm256_setzero_ps(); V];
                     for (v, x) in xs.iter_mut().enumerate() {
-                        *x = unsafe { _mm256_loadu_ps(row.add(kx + 8 * v)) };
+                        *x = unsafe { _mm256_loadu_ps(row.add(kx * f.tap_kx + 8 * v)) };
                     }
                     for (c, acc_row) in acc.iter_mut().enumerate() {
                         let wv = unsafe { _mm256_broadcast_ss(&*w_tap.add(c * n_src * taps + kx)) };
@@ -139,7 +140,13 @@ unsafe fn correlate_block<const C: usize, const V: usize>(
                 } else {
                     *value
                 };
-                unsafe { _mm256_storeu_ps(out.add(c * f.len + j + 8 * v), value) };
+                let at = j + 8 * v;
+                let o = unsafe { out.add(c * f.pixels + at) };
+                if at + 8 <= f.pixels {
+                    unsafe { _mm256_storeu_ps(o, value) };
+                } else {
+                    unsafe { _mm256_maskstore_ps(o, first_lanes(f.pixels - at), value) };
+                }
             }
         }
     }
@@ -160,10 +167,9 @@ pub unsafe fn scatter(
 ) {
     let taps = f.kh * f.kw;
     // Reads of src below n_src * len; read-modify-writes of dst at
-    // c * plane + ky * wp + kx + j + 16 <= n_dst * plane.
-    assert!(src.len() >= n_src * f.len && dst.len() >= n_dst * f.plane);
+    // tap(c, ky, kx) + j + 8 <= n_dst * tap_s.
+    assert!(src.len() >= n_src * f.len && f.sources_fit(n_dst, dst.len()));
     assert!(w.len() >= n_src * n_dst * taps && f.len % STEP == 0);
-    assert!(f.plane >= f.len + (f.kh - 1) * f.wp + f.kw - 1);
     // Tap by tap over the whole plane, so consecutive read-modify-writes of
     // overlapping (shifted) vectors are far apart and do not stall on
     // store-to-load forwarding.
@@ -172,7 +178,8 @@ pub unsafe fn scatter(
             let tap = ky * f.kw + kx;
             for block in channel_blocks(n_dst, MAX_BLOCK) {
                 let w_block = w[block.start * taps + tap..].as_ptr();
-                let dst_block = dst[block.start * f.plane + ky * f.wp + kx..].as_mut_ptr();
+                let first = block.start * f.tap_s + ky * f.tap_ky + kx * f.tap_kx;
+                let dst_block = dst[first..].as_mut_ptr();
                 // SAFETY: the asserts above bound every offset the block uses.
                 unsafe {
                     by_block_size!(
@@ -218,7 +225,7 @@ unsafe fn scatter_block<const C: usize, const V: usize>(
         }
         for (c, acc_row) in acc.iter().enumerate() {
             for (v, value) in acc_row.iter().enumerate() {
-                let d = unsafe { dst.add(c * f.plane + j + 8 * v) };
+                let d = unsafe { dst.add(c * f.tap_s + j + 8 * v) };
                 unsafe { _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), *value)) };
             }
         }
@@ -230,50 +237,53 @@ unsafe fn scatter_block<const C: usize, const V: usize>(
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn weight_grad(
     f: &Flat,
     x: &[f32],
     n_x: usize,
     dy: &[f32],
     n_dy: usize,
+    dy_image: usize,
     images: usize,
     dw: &mut [f32],
 ) {
     let taps = f.kh * f.kw;
-    // Reads of x at (i * n_x + s) * plane + ky * wp + kx + j + 8 <= images * n_x * plane,
-    // of dy below images * n_dy * len; writes of dw below n_dy * n_x * taps.
-    assert!(x.len() >= images * n_x * f.plane && dy.len() >= images * n_dy * f.len);
+    // Reads of x at i * n_x * tap_s + tap(s, ky, kx) + j + 8 <= images * n_x * tap_s,
+    // of dy below (images - 1) * dy_image + n_dy * len; writes of dw below n_dy * n_x * taps.
+    assert!(f.sources_fit(images * n_x, x.len()) && images > 0 && dy_image >= n_dy * f.len);
+    assert!(dy.len() >= (images - 1) * dy_image + n_dy * f.len);
     assert!(dw.len() >= n_dy * n_x * taps && f.len % 8 == 0);
-    assert!(f.plane >= f.len + (f.kh - 1) * f.wp + f.kw - 1);
     let ops = WgOperands {
         x: x.as_ptr(),
-        x_image: n_x * f.plane,
+        x_image: n_x * f.tap_s,
+        tap_ky: f.tap_ky,
         dy: dy.as_ptr(),
-        dy_image: n_dy * f.len,
+        dy_image,
         images,
         len: f.len,
     };
     for c0 in (0..n_dy).step_by(WG_CHANNELS) {
         let channels = WG_CHANNELS.min(n_dy - c0);
         for s in 0..n_x {
-            for ky in 0..f.kh {
-                for kx0 in (0..f.kw).step_by(WG_COLUMNS) {
-                    let x_off = s * f.plane + ky * f.wp + kx0;
+            for kx in 0..f.kw {
+                for ky0 in (0..f.kh).step_by(WG_ROWS) {
+                    let x_off = s * f.tap_s + ky0 * f.tap_ky + kx * f.tap_kx;
                     let dy_off = c0 * f.len;
-                    let mut sums = [[0.0f32; WG_COLUMNS]; WG_CHANNELS];
-                    let columns = WG_COLUMNS.min(f.kw - kx0);
+                    let mut sums = [[0.0f32; WG_ROWS]; WG_CHANNELS];
+                    let rows = WG_ROWS.min(f.kh - ky0);
                     // SAFETY: the asserts above bound every offset the block reads.
                     unsafe {
                         if channels == 2 {
-                            by_columns::<2>(&ops, x_off, dy_off, columns, &mut sums);
+                            by_rows::<2>(&ops, x_off, dy_off, rows, &mut sums);
                         } else {
-                            by_columns::<1>(&ops, x_off, dy_off, columns, &mut sums);
+                            by_rows::<1>(&ops, x_off, dy_off, rows, &mut sums);
                         }
                     }
                     for (c, row) in sums.iter().enumerate().take(channels) {
-                        let first = ((c0 + c) * n_x + s) * taps + ky * f.kw + kx0;
-                        for (d, v) in dw[first..][..columns].iter_mut().zip(row) {
-                            *d += v;
+                        let first = ((c0 + c) * n_x + s) * taps + ky0 * f.kw + kx;
+                        for (k, v) in row.iter().take(rows).enumerate() {
+                            dw[first + k * f.kw] += v;
                         }
                     }
                 }
@@ -282,29 +292,31 @@ pub unsafe fn weight_grad(
     }
 }
 
-/// The operands of the grad-weight kernel: `images` images of x planes and
-/// dY planes (`x_image` and `dy_image` floats apart), `len` flat positions.
+/// The operands of the grad-weight kernel: `images` images of shifted x
+/// planes and dY planes (`x_image` and `dy_image` floats apart, kernel row
+/// k at `k * tap_ky` in x), `len` flat positions.
 struct WgOperands {
     x: *const f32,
     x_image: usize,
+    tap_ky: usize,
     dy: *const f32,
     dy_image: usize,
     images: usize,
     len: usize,
 }
 
-/// Dispatches on the number of kernel columns of the block (1..=WG_COLUMNS).
+/// Dispatches on the number of kernel rows of the block (1..=WG_ROWS).
 #[target_feature(enable = "avx2,fma")]
-unsafe fn by_columns<const C: usize>(
+unsafe fn by_rows<const C: usize>(
     ops: &WgOperands,
     x_off: usize,
     dy_off: usize,
-    columns: usize,
-    sums: &mut [[f32; WG_COLUMNS]; WG_CHANNELS],
+    rows: usize,
+    sums: &mut [[f32; WG_ROWS]; WG_CHANNELS],
 ) {
     // SAFETY: as the caller's.
     unsafe {
-        match columns {
+        match rows {
             1 => weight_grad_block::<C, 1>(ops, x_off, dy_off, sums),
             2 => weight_grad_block::<C, 2>(ops, x_off, dy_off, sums),
             3 => weight_grad_block::<C, 3>(ops, x_off, dy_off, sums),
@@ -315,13 +327,13 @@ unsafe fn by_columns<const C: usize>(
 }
 
 /// sums[c][k] = sum over images i and j < len of dy[i][dy_off + c*len + j] *
-/// x[i][x_off + k + j], with C x K vector accumulators summed horizontally at the end.
+/// x[i][x_off + k * tap_ky + j], with C x K vector accumulators summed horizontally at the end.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn weight_grad_block<const C: usize, const K: usize>(
     ops: &WgOperands,
     x_off: usize,
     dy_off: usize,
-    sums: &mut [[f32; WG_COLUMNS]; WG_CHANNELS],
+    sums: &mut [[f32; WG_ROWS]; WG_CHANNELS],
 ) {
     let mut acc = [[_mm256_setzero_ps(); K]; C];
     for i in 0..ops.images {
@@ -334,7 +346,7 @@ unsafe fn weight_grad_block<const C: usize, const K: usize>(
                 *v = unsafe { _mm256_loadu_ps(dy.add(c * ops.len + j)) };
             }
             for k in 0..K {
-                let xv = unsafe { _mm256_loadu_ps(x.add(j + k)) };
+                let xv = unsafe { _mm256_loadu_ps(x.add(j + k * ops.tap_ky)) };
                 for (row, dv) in acc.iter_mut().zip(d) {
                     row[k] = _mm256_fmadd_ps(dv, xv, row[k]);
                 }
@@ -354,4 +366,121 @@ unsafe fn horizontal_sum(v: __m256) -> f32 {
     let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
     let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
     _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
+}
+
+/// See `direct::unshift_planes`: input plane s (`h x w`) at (iy, ix) is the
+/// sum over kx of shifted plane (s, kx) at row `iy + top`, column `ix + left
+/// - kx` where that column lies in `0..ow`. Each vector of 8 input columns
+/// sums kw masked loads (the columns outside `0..ow` read as zero).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn unshift(
+    f: &Flat,
+    [h, w]: [usize; 2],
+    [top, left]: [usize; 2],
+    src: &[f32],
+    planes: usize,
+    dst: &mut [f32],
+) {
+    // Reads at s * tap_s + kx * plane + (iy + top) * ow + ox with ox < ow
+    // (the masks), writes below planes * h * w.
+    assert!(src.len() >= planes * f.tap_s && dst.len() >= planes * h * w);
+    assert!((top + h) * f.ow <= f.plane && f.kw * f.plane <= f.tap_s);
+    // The first column of each output vector: whole vectors, the last one
+    // overlapping the one before; a single masked vector if w < 8.
+    let starts: Vec<usize> = if w >= 8 {
+        (0..w - 8).step_by(8).chain([w - 8]).collect()
+    } else {
+        vec![0]
+    };
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // For each start and kx: the offset of its first lane in a shifted row
+    // (negative: before the row) and the mask of the lanes inside 0..ow.
+    let loads: Vec<(isize, __m256i)> = starts
+        .iter()
+        .flat_map(|&x0| {
+            (0..f.kw).map(move |kx| {
+                let off = x0 as isize + left as isize - kx as isize;
+                let col = _mm256_add_epi32(lanes, _mm256_set1_epi32(off as i32));
+                let inside = _mm256_andnot_si256(
+                    _mm256_cmpgt_epi32(_mm256_setzero_si256(), col),
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32(f.ow as i32), col),
+                );
+                (off, inside)
+            })
+        })
+        .collect();
+    let store_mask = first_lanes(w.min(7));
+    for s in 0..planes {
+        for iy in 0..h {
+            // SAFETY: a masked lane is never accessed, the others are inside
+            // the shifted row (asserts above); the stores are below planes * h * w.
+            let row = unsafe { src.as_ptr().add(s * f.tap_s + (iy + top) * f.ow) };
+            let out = unsafe { dst.as_mut_ptr().add((s * h + iy) * w) };
+            for (x0, per_kx) in starts.iter().zip(loads.chunks_exact(f.kw)) {
+                let mut acc = _mm256_setzero_ps();
+                for (kx, (off, mask)) in per_kx.iter().enumerate() {
+                    let at = row.wrapping_add(kx * f.plane).wrapping_offset(*off);
+                    acc = _mm256_add_ps(acc, unsafe { _mm256_maskload_ps(at, *mask) });
+                }
+                if w >= 8 {
+                    unsafe { _mm256_storeu_ps(out.add(*x0), acc) };
+                } else {
+                    unsafe { _mm256_maskstore_ps(out, store_mask, acc) };
+                }
+            }
+        }
+    }
+}
+
+/// A mask of the first `n` (< 8) lanes, for `_mm256_mask{load,store}_ps`.
+#[target_feature(enable = "avx2,fma")]
+fn first_lanes(n: usize) -> __m256i {
+    _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(n as i32),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    )
+}
+
+/// `dst[r.dst..][..r.len].copy_from_slice(&src[r.src..][..r.len])` for
+/// every run, with 2 or 4 overlapping vectors for runs of 8 to 32 floats
+/// (LLVM turns a copy loop into a call to memcpy, which costs more than
+/// such a copy), halves for 4 to 7, scalars below, memcpy above.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn copy_runs(runs: &[Run], src: &[f32], dst: &mut [f32]) {
+    for r in runs {
+        let (s, d) = (&src[r.src..][..r.len], &mut dst[r.dst..][..r.len]);
+        let (n, s, d) = (r.len, s.as_ptr(), d.as_mut_ptr());
+        // SAFETY: every access is below n, inside both slices.
+        unsafe {
+            let copy8 = |at: usize| _mm256_storeu_ps(d.add(at), _mm256_loadu_ps(s.add(at)));
+            match n {
+                0..4 => {
+                    for i in 0..n {
+                        *d.add(i) = *s.add(i);
+                    }
+                }
+                4..8 => {
+                    _mm_storeu_ps(d, _mm_loadu_ps(s));
+                    _mm_storeu_ps(d.add(n - 4), _mm_loadu_ps(s.add(n - 4)));
+                }
+                8..=16 => {
+                    copy8(0);
+                    copy8(n - 8);
+                }
+                17..=32 => {
+                    copy8(0);
+                    copy8(8);
+                    copy8(n - 16);
+                    copy8(n - 8);
+                }
+                _ => std::ptr::copy_nonoverlapping(s, d, n),
+            }
+        }
+    }
 }
