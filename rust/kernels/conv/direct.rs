@@ -5,26 +5,32 @@
 //! uses each gathered im2col element only C_out times, so gathering and
 //! scattering the im2col matrix took half of a LeNet step and the GEMM
 //! micro-kernel a fifth. Here the input planes are copied once per image into
-//! a zero-padded scratch and the kernels read them in place.
+//! "source planes" and the kernels read them in place.
 //!
-//! The flat layout: every padded plane has rows of `wp = pad_left + w +
-//! pad_right` floats, and output pixel (oy, ox) is computed at flat position
-//! `j = oy * wp + ox`. Then the input tap (ky, kx) of every output is at
-//! `j + ky * wp + kx`: one convolution of a whole plane is a 1-D correlation
-//! with kH*kW offsets, vectorised along j across output rows. Positions with
-//! `ox >= out_w` (the last kW-1 of each row) and past the last pixel (up to a
-//! whole number of vectors) are computed on padding and never copied out:
-//! the price is (kW-1)/wp of the work (2/7 on LeNet's conv2).
+//! Both layouts (`direct_layout.rs`) make one convolution of a whole plane a
+//! 1-D correlation over "flat positions" j with one offset per tap,
+//! vectorised along j across output rows:
+//! - padded: zero-padded planes with rows of `wp = pad_left + w + pad_right`,
+//!   output pixel (oy, ox) at `j = oy * wp + ox`, tap (ky, kx) at `j + ky*wp + kx`.
+//!   Positions with `ox >= out_w` are computed on padding and dropped: (kW-1)/wp
+//!   of the work (2/7 on LeNet's conv2).
+//! - shifted: one plane per kernel column kx holding the padded input's
+//!   columns `kx..kx + out_w`, so rows are `out_w` long, pixel (oy, ox) at `j =
+//!   oy * out_w + ox` and tap (ky, kx) at `j + ky*out_w` in plane kx. Nothing is
+//!   wasted but the last vector, y and dY are flat already, and the price is kW
+//!   copies of the input: taken where they stay in L1 (LeNet's layers).
 //!
-//! - forward: `y[c][j] = bias[c] + sum over (s, ky, kx) of w[c][s][ky][kx] * x[s][j + ky*wp + kx]`
-//! - grad input: `dx[s][j + ky*wp + kx] += sum over c of w[c][s][ky][kx] * dy[c][j]`, tap by
+//! - forward: `y[c][j] = bias[c] + sum over (s, ky, kx) of w[c][s][ky][kx] * x[s][tap + j]`
+//!   (8 or 16 output channels in the shifted layout: along the channels
+//!   instead, `direct_channels.rs`, which reads x in place)
+//! - grad input: `dx[s][tap + j] += sum over c of w[c][s][ky][kx] * dy[c][j]`, tap by
 //!   tap (a scatter: the adjoint correlation would spend half its work on the
-//!   kH-1 rows of zeros around small dY planes)
-//! - grad weight: `dw[c][s][ky][kx] = sum over images and j of dy[c][j] * x[s][j + ky*wp + kx]`
+//!   kH-1 rows of zeros around small dY planes), then back to NCHW
+//! - grad weight: `dw[c][s][ky][kx] = sum over images and j of dy[c][j] * x[s][tap + j]`
 //!   with dY's junk positions zero, so they add nothing.
 //!
 //! `direct_avx2.rs` holds the AVX2+FMA kernels, `direct_portable.rs` the
-//! plain-Rust ones; this file the dispatch rule, layouts and threading.
+//! plain-Rust ones; this file the dispatch rule and threading.
 
 use std::ops::Range;
 
@@ -34,6 +40,14 @@ use super::params::Conv2dParams;
 use super::weight_grad::{batch_chunks, bias_grad_chunk, chunk_range, sum_partials};
 use super::{direct_portable, Plan};
 use crate::threading;
+// Declared here so that mod.rs stays as it is.
+#[cfg(target_arch = "x86_64")]
+#[path = "direct_channels.rs"]
+mod channels;
+#[path = "direct_layout.rs"]
+mod layout;
+use layout::{copy_along, flat_runs, source_grad_to_input, source_runs};
+pub(super) use layout::{Flat, Run};
 
 /// Layers whose input and output channels per group are both at most this
 /// many take the direct path. Measured on 1 thread (AVX2, dev-opt build, busy
@@ -61,171 +75,20 @@ pub fn suits(p: &Conv2dParams) -> bool {
         && padded_scratch_fits(p)
 }
 
-/// Whether the shifted planes of one image (the scratch of every kernel
-/// here) can be indexed without overflow: with absurd padding they may not,
-/// and the GEMM path, which never stores them, takes the layer instead.
+/// Whether the source planes of one image (the scratch of every kernel
+/// here, in either layout) can be indexed without overflow: with absurd
+/// padding they may not, and the GEMM path, which never stores them, takes
+/// the layer instead.
 fn padded_scratch_fits(p: &Conv2dParams) -> bool {
-    (p.out_h + p.kh)
-        .checked_mul(p.out_w)
+    let [top, bottom, left, right] = p.padding;
+    let rows = (p.h + p.kh).checked_add(top + bottom);
+    let cols = (p.w + p.kw).checked_add(left + right);
+    rows.zip(cols)
+        .and_then(|(r, c)| r.checked_mul(c))
         .and_then(|n| n.checked_add(2 * STEP))
         .and_then(|n| n.checked_mul(p.kw))
         .and_then(|n| n.checked_mul(MAX_DIRECT_CHANNELS))
         .is_some_and(|n| n <= isize::MAX as usize / 8)
-}
-
-/// The layout of one layer: the "shifted planes" of the module comment.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Flat {
-    pub kh: usize,
-    pub kw: usize,
-    /// Output width: the row length of every shifted plane and output plane.
-    pub ow: usize,
-    /// Output pixels per plane (`out_h * out_w`): the positions stored.
-    pub pixels: usize,
-    /// Flat positions computed per output plane: `out_h * out_w` rounded up
-    /// to a multiple of [`STEP`].
-    pub len: usize,
-    /// Floats per shifted plane: its `out_h + kh - 1` rows of `ow`, and the
-    /// zeros read by the computed positions past the last output pixel.
-    pub plane: usize,
-    /// Tap (s, ky, kx) of output position j is source float
-    /// `s * tap_s + ky * tap_ky + kx * tap_kx + j` (source channel s has kw
-    /// planes, one per kernel column).
-    pub tap_s: usize,
-    pub tap_ky: usize,
-    pub tap_kx: usize,
-}
-
-impl Flat {
-    pub(super) fn new(p: &Conv2dParams) -> Flat {
-        let ow = p.out_w;
-        let len = (p.out_h * ow).next_multiple_of(STEP);
-        let plane = (len + (p.kh - 1) * ow).next_multiple_of(STEP);
-        Flat {
-            kh: p.kh,
-            kw: p.kw,
-            ow,
-            pixels: p.out_h * ow,
-            len,
-            plane,
-            tap_s: p.kw * plane,
-            tap_ky: ow,
-            tap_kx: plane,
-        }
-    }
-
-    /// Whether `n` source channels fit in `floats`: every tap of every
-    /// computed position of the last channel lies below `n * tap_s`.
-    pub(super) fn sources_fit(&self, n: usize, floats: usize) -> bool {
-        (self.kh - 1) * self.tap_ky + (self.kw - 1) * self.tap_kx + self.len <= self.tap_s
-            && floats >= n * self.tap_s
-    }
-}
-
-/// For each kernel column kx and row of a shifted plane: the run of output
-/// columns `ox0..ox1` whose input column `ox + kx - pad_left` lies inside the
-/// image, with its first input column (the other columns stay zero).
-fn column_run(p: &Conv2dParams, kx: usize) -> Option<(usize, usize, usize)> {
-    let left = p.padding[2];
-    let ox0 = left.saturating_sub(kx);
-    let ox1 = p.out_w.min((p.w + left).saturating_sub(kx));
-    (ox0 < ox1).then(|| (ox0, ox1, ox0 + kx - left))
-}
-
-/// One run of `shift_planes`: `len` floats from `src` (offset in the input
-/// planes of an image) to `dst` (offset in its shifted planes).
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Run {
-    pub src: usize,
-    pub dst: usize,
-    pub len: usize,
-}
-
-/// The runs that copy `planes` input planes (`p.h x p.w`) to their shifted
-/// planes: plane (s, kx) row r, column ox holds input (r - pad_top, ox + kx -
-/// pad_left). The padding positions are not in any run: they stay zero.
-fn shift_runs(p: &Conv2dParams, f: &Flat, planes: usize) -> Vec<Run> {
-    let mut runs = Vec::with_capacity(planes * f.kw * p.h);
-    for s in 0..planes {
-        for kx in 0..f.kw {
-            let Some((ox0, ox1, ix0)) = column_run(p, kx) else {
-                continue;
-            };
-            for iy in 0..p.h {
-                runs.push(Run {
-                    src: s * p.in_plane() + iy * p.w + ix0,
-                    dst: s * f.tap_s + kx * f.plane + (iy + p.padding[0]) * f.ow + ox0,
-                    len: ox1 - ox0,
-                });
-            }
-        }
-    }
-    runs
-}
-
-/// Copies the input planes `src` to the shifted planes `dst` along `runs`
-/// (a call to memcpy per short run would cost as much as the copy).
-fn shift_planes(simd: bool, runs: &[Run], src: &[f32], dst: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: the CPU has AVX2 and FMA.
-        return unsafe { direct_avx2::copy_runs(runs, src, dst) };
-    }
-    let _ = simd;
-    for r in runs {
-        dst[r.dst..][..r.len].copy_from_slice(&src[r.src..][..r.len]);
-    }
-}
-
-/// Adds the shifted planes `src` of `planes` channels into the input planes
-/// of `dst` (`p.h x p.w`, overwritten): the adjoint of `shift_planes`.
-fn unshift_planes(
-    simd: bool,
-    p: &Conv2dParams,
-    f: &Flat,
-    src: &[f32],
-    planes: usize,
-    dst: &mut [f32],
-) {
-    let (top, left) = (p.padding[0], p.padding[2]);
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: the CPU has AVX2 and FMA; the kernel checks the lengths.
-        return unsafe { direct_avx2::unshift(f, [p.h, p.w], [top, left], src, planes, dst) };
-    }
-    let _ = simd;
-    let runs: Vec<_> = (0..f.kw).map(|kx| column_run(p, kx)).collect();
-    for (s_planes, d) in src
-        .chunks_exact(f.tap_s)
-        .zip(dst.chunks_exact_mut(p.in_plane()))
-        .take(planes)
-    {
-        d.fill(0.0);
-        for (kx, run) in runs.iter().enumerate() {
-            let Some((ox0, ox1, ix0)) = *run else {
-                continue;
-            };
-            let s_plane = &s_planes[kx * f.plane..][..f.plane];
-            for (iy, row) in d.chunks_exact_mut(p.w).enumerate() {
-                let at = (iy + top) * f.ow + ox0;
-                for (d, s) in row[ix0..][..ox1 - ox0].iter_mut().zip(&s_plane[at..]) {
-                    *d += *s;
-                }
-            }
-        }
-    }
-}
-
-/// Copies `planes` output planes (`out_h x out_w`) of `src` to the planes
-/// of `f.len` floats of `dst` (the tails stay as they are: zero).
-fn spread_outputs(p: &Conv2dParams, f: &Flat, src: &[f32], planes: usize, dst: &mut [f32]) {
-    for (s, d) in src
-        .chunks_exact(p.out_plane())
-        .zip(dst.chunks_exact_mut(f.len))
-        .take(planes)
-    {
-        d[..s.len()].copy_from_slice(s);
-    }
 }
 
 /// The forward kernel (see `direct_portable::correlate`), AVX2+FMA if `simd`.
@@ -322,20 +185,97 @@ pub fn forward(
 ) {
     let f = Flat::new(p);
     let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
+    #[cfg(target_arch = "x86_64")]
+    if simd && f.shifted && channels::suits_channels(cog) {
+        return forward_by_channels(p, x, w, bias, relu, y);
+    }
     let w_group = cog * p.k_size();
-    let runs = shift_runs(p, &f, cig);
-    let scratch = || vec![0.0; cig * f.tap_s];
-    let step = |xs: &mut Vec<f32>, (b, y_img): (usize, &mut [f32])| {
+    let runs = source_runs(p, &f, cig);
+    // Padded: the flat outputs go to a scratch, their pixels to y.
+    let out_runs: Vec<Run> = flat_runs(p, &f, cog)
+        .into_iter()
+        .map(Run::reversed)
+        .collect();
+    let scratch = || {
+        let flat_out = if f.shifted { 0 } else { cog * f.len };
+        (vec![0.0; cig * f.tap_s], vec![0.0; flat_out])
+    };
+    let step = |(xs, yp): &mut (Vec<f32>, Vec<f32>), (b, y_img): (usize, &mut [f32])| {
         let x_img = &x[b * p.c_in * p.in_plane()..][..p.c_in * p.in_plane()];
         for g in 0..p.groups {
-            shift_planes(simd, &runs, &x_img[g * cig * p.in_plane()..], xs);
+            copy_along(simd, &runs, &x_img[g * cig * p.in_plane()..], xs);
             let w_g = &w[g * w_group..][..w_group];
             let b_g = bias.map(|b| &b[g * cog..][..cog]);
             let y_g = &mut y_img[g * cog * p.out_plane()..][..cog * p.out_plane()];
-            correlate(simd, &f, xs, cig, w_g, b_g, relu, y_g, cog);
+            if f.shifted {
+                correlate(simd, &f, xs, cig, w_g, b_g, relu, y_g, cog);
+            } else {
+                correlate(simd, &f, xs, cig, w_g, b_g, relu, yp, cog);
+                copy_along(simd, &out_runs, yp, y_g);
+            }
         }
     };
     over_images(p, y, p.c_out * p.out_plane(), scratch, step);
+}
+
+/// [`forward`] by the channel-vectorised kernel of `direct_channels.rs`
+/// (AVX2+FMA; 8 or 16 output channels per group).
+#[cfg(target_arch = "x86_64")]
+fn forward_by_channels(
+    p: &Conv2dParams,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [f32],
+) {
+    let (cig, cog, k) = (p.c_in_per_group(), p.c_out_per_group(), p.k_size());
+    // Unpadded layers are read in place, others from their padded planes.
+    let padded = Flat::padded(p);
+    let in_place = p.padding == [0; 4];
+    let geometry = channels::ChannelGeometry {
+        n_src: cig,
+        plane: if in_place { p.in_plane() } else { padded.tap_s },
+        wp: padded.row,
+        kh: p.kh,
+        kw: p.kw,
+        out_h: p.out_h,
+        out_w: p.out_w,
+        n_out: cog,
+    };
+    // The weights of each group tap-major: wt[g][t][c] = w[g * cog + c][t].
+    let mut wt = vec![0.0; w.len()];
+    for (w_g, wt_g) in w.chunks_exact(cog * k).zip(wt.chunks_exact_mut(cog * k)) {
+        for (c, w_c) in w_g.chunks_exact(k).enumerate() {
+            for (t, v) in w_c.iter().enumerate() {
+                wt_g[t * cog + c] = *v;
+            }
+        }
+    }
+    let runs = source_runs(p, &padded, cig);
+    let pixels = p.out_plane();
+    let scratch = || {
+        let planes = if in_place { 0 } else { cig * padded.tap_s };
+        (vec![0.0; planes], vec![0.0; pixels * cog])
+    };
+    let step = |(xp, tile_out): &mut (Vec<f32>, Vec<f32>), (b, y_img): (usize, &mut [f32])| {
+        let x_img = &x[b * p.c_in * p.in_plane()..][..p.c_in * p.in_plane()];
+        for g in 0..p.groups {
+            let x_g = &x_img[g * cig * p.in_plane()..][..cig * p.in_plane()];
+            let src = if in_place {
+                x_g
+            } else {
+                copy_along(true, &runs, x_g, xp);
+                &xp[..]
+            };
+            let wt_g = &wt[g * cog * k..][..cog * k];
+            let b_g = bias.map(|b| &b[g * cog..][..cog]);
+            let y_g = &mut y_img[g * cog * pixels..][..cog * pixels];
+            // SAFETY: the CPU has AVX2 and FMA (simd); the kernel checks the lengths.
+            unsafe { channels::forward(&geometry, src, wt_g, b_g, relu, tile_out, y_g) };
+        }
+    };
+    over_images(p, y, p.c_out * pixels, scratch, step);
 }
 
 /// dx = d(loss)/dx given dy, as [`super::conv2d_backward_input`] (`simd` as in [`forward`]).
@@ -344,31 +284,38 @@ pub fn input_grad(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [f32], simd:
     let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
     let w_group = cog * p.k_size();
     let y_image = p.c_out * p.out_plane();
-    // Whole dY planes (no padding past the last pixel) are read in place.
-    let in_place = f.pixels == f.len;
-    let scratch = || (vec![0.0; cog * f.len], vec![0.0; cig * f.tap_s]);
+    let dy_runs = flat_runs(p, &f, cog);
+    let interior: Vec<Run> = source_runs(p, &f, cig)
+        .into_iter()
+        .map(Run::reversed)
+        .collect();
+    let in_place = f.dy_in_place(p);
+    let scratch = || {
+        let flat_dy = if in_place { 0 } else { cog * f.len };
+        (vec![0.0; flat_dy], vec![0.0; cig * f.tap_s])
+    };
     let step = |(dyp, dxs): &mut (Vec<f32>, Vec<f32>), (b, dx_img): (usize, &mut [f32])| {
         for g in 0..p.groups {
             let dy_g = &dy[b * y_image + g * cog * p.out_plane()..][..cog * p.out_plane()];
-            let dy_planes = if in_place {
+            let dy_flat = if in_place {
                 dy_g
             } else {
-                spread_outputs(p, &f, dy_g, cog, dyp);
+                copy_along(simd, &dy_runs, dy_g, dyp);
                 &dyp[..]
             };
             dxs.fill(0.0);
             let w_g = &w[g * w_group..][..w_group];
-            scatter(simd, &f, dy_planes, cog, w_g, dxs, cig);
+            scatter(simd, &f, dy_flat, cog, w_g, dxs, cig);
             let dx_g = &mut dx_img[g * cig * p.in_plane()..][..cig * p.in_plane()];
-            unshift_planes(simd, p, &f, dxs, cig, dx_g);
+            source_grad_to_input(simd, p, &f, &interior, dxs, cig, dx_g);
         }
     };
     over_images(p, dx, p.c_in * p.in_plane(), scratch, step);
 }
 
-/// The shifted x planes and dY planes of up to this many floats are prepared
-/// at a time in a grad-weight batch chunk (256 KiB: they stay in L2 while the
-/// kernel passes over them once per block of weights).
+/// The source planes and flat dY planes of up to this many floats are
+/// prepared at a time in a grad-weight batch chunk (256 KiB: they stay in L2
+/// while the kernel passes over them once per block of weights).
 const WEIGHT_GRAD_SCRATCH_FLOATS: usize = 64 << 10;
 
 /// dw and optionally db, as [`super::conv2d_backward_weight`]: the same fixed
@@ -384,16 +331,21 @@ pub fn weight_grad(
 ) {
     let f = Flat::new(p);
     let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
-    let per_image = cig * f.tap_s + cog * f.len;
+    let in_place = f.dy_in_place(p);
+    let flat_dy = if in_place { 0 } else { cog * f.len };
     // Images per pass: fixed by the shape, so the sums are too.
-    let per_pass = (WEIGHT_GRAD_SCRATCH_FLOATS / per_image).clamp(1, p.batch);
+    let per_pass = (WEIGHT_GRAD_SCRATCH_FLOATS / (cig * f.tap_s + flat_dy)).clamp(1, p.batch);
     let part_len = dw.len() + p.c_out;
     let n_chunks = batch_chunks(p);
-    let runs = shift_runs(p, &f, cig);
+    let copies = PassCopies {
+        x: source_runs(p, &f, cig),
+        dy: flat_runs(p, &f, cog),
+        dy_in_place: in_place,
+    };
     let scratch = || {
         (
             vec![0.0; per_pass * cig * f.tap_s],
-            vec![0.0; per_pass * cog * f.len],
+            vec![0.0; per_pass * flat_dy],
         )
     };
     let chunk = |(xs, dyp): &mut (Vec<f32>, Vec<f32>), (c, part): (usize, &mut [f32])| {
@@ -401,7 +353,7 @@ pub fn weight_grad(
         let (dw_part, db_part) = part.split_at_mut(dw.len());
         for first in images.clone().step_by(per_pass) {
             let pass = first..(first + per_pass).min(images.end);
-            weight_grad_pass(simd, p, &f, &runs, x, dy, pass, xs, dyp, dw_part);
+            weight_grad_pass(simd, p, &f, &copies, x, dy, pass, xs, dyp, dw_part);
         }
         bias_grad_chunk(p, dy, images, db_part);
     };
@@ -422,13 +374,21 @@ pub fn weight_grad(
     }
 }
 
+/// How a grad-weight pass prepares its images: the runs of x into the source
+/// planes, of dY into flat planes (unless dY is read in place).
+struct PassCopies {
+    x: Vec<Run>,
+    dy: Vec<Run>,
+    dy_in_place: bool,
+}
+
 /// Adds the grad weight of the images `pass` to `dw_part`, group by group.
 #[allow(clippy::too_many_arguments)]
 fn weight_grad_pass(
     simd: bool,
     p: &Conv2dParams,
     f: &Flat,
-    runs: &[Run],
+    copies: &PassCopies,
     x: &[f32],
     dy: &[f32],
     pass: Range<usize>,
@@ -439,19 +399,17 @@ fn weight_grad_pass(
     let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
     let (x_image, y_image) = (p.c_in * p.in_plane(), p.c_out * p.out_plane());
     let images = pass.len();
-    // Whole dY planes (no padding past the last pixel) are read in place.
-    let in_place = f.pixels == f.len;
     for g in 0..p.groups {
         for (j, b) in pass.clone().enumerate() {
             let x_g = &x[b * x_image + g * cig * p.in_plane()..];
-            shift_planes(simd, runs, x_g, &mut xs[j * cig * f.tap_s..]);
-            if !in_place {
+            copy_along(simd, &copies.x, x_g, &mut xs[j * cig * f.tap_s..]);
+            if !copies.dy_in_place {
                 let dy_g = &dy[b * y_image + g * cog * p.out_plane()..];
-                spread_outputs(p, f, dy_g, cog, &mut dyp[j * cog * f.len..]);
+                copy_along(simd, &copies.dy, dy_g, &mut dyp[j * cog * f.len..]);
             }
         }
         let x_pass = &xs[..images * cig * f.tap_s];
-        let (dy_pass, dy_image) = if in_place {
+        let (dy_pass, dy_image) = if copies.dy_in_place {
             (
                 &dy[pass.start * y_image + g * cog * p.out_plane()..],
                 y_image,

@@ -66,14 +66,14 @@ pub unsafe fn correlate(
     // Every read below is at tap(s, ky, kx) + j + 8 <= n_src * tap_s, every
     // write below (n_out - 1) * pixels + pixels (the last vector of a plane
     // is stored masked).
-    assert!(f.sources_fit(n_src, src.len()) && out.len() >= n_out * f.pixels);
+    assert!(f.sources_fit(n_src, src.len()) && out.len() >= n_out * f.out_stride);
     assert!(w.len() >= n_out * n_src * taps && f.len % STEP == 0);
-    assert!(f.pixels <= f.len && f.len - f.pixels < STEP);
+    assert!(f.out_stride <= f.len && f.len - f.out_stride < STEP);
     assert!(bias.is_none_or(|b| b.len() >= n_out));
     for block in channel_blocks(n_out, MAX_BLOCK) {
         let w_block = w[block.start * n_src * taps..].as_ptr();
         let bias_block = bias.map(|b| &b[block.clone()]);
-        let out_block = out[block.start * f.pixels..].as_mut_ptr();
+        let out_block = out[block.start * f.out_stride..].as_mut_ptr();
         // SAFETY: the asserts above bound every offset the block uses.
         unsafe {
             by_block_size!(
@@ -141,11 +141,11 @@ unsafe fn correlate_block<const C: usize, const V: usize>(
                     *value
                 };
                 let at = j + 8 * v;
-                let o = unsafe { out.add(c * f.pixels + at) };
-                if at + 8 <= f.pixels {
+                let o = unsafe { out.add(c * f.out_stride + at) };
+                if at + 8 <= f.out_stride {
                     unsafe { _mm256_storeu_ps(o, value) };
                 } else {
-                    unsafe { _mm256_maskstore_ps(o, first_lanes(f.pixels - at), value) };
+                    unsafe { _mm256_maskstore_ps(o, first_lanes(f.out_stride - at), value) };
                 }
             }
         }
@@ -368,7 +368,7 @@ unsafe fn horizontal_sum(v: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
 }
 
-/// See `direct::unshift_planes`: input plane s (`h x w`) at (iy, ix) is the
+/// See `direct_layout::source_grad_to_input`: input plane s (`h x w`) at (iy, ix) is the
 /// sum over kx of shifted plane (s, kx) at row `iy + top`, column `ix + left
 /// - kx` where that column lies in `0..ow`. Each vector of 8 input columns
 /// sums kw masked loads (the columns outside `0..ow` read as zero).
@@ -387,7 +387,7 @@ pub unsafe fn unshift(
     // Reads at s * tap_s + kx * plane + (iy + top) * ow + ox with ox < ow
     // (the masks), writes below planes * h * w.
     assert!(src.len() >= planes * f.tap_s && dst.len() >= planes * h * w);
-    assert!((top + h) * f.ow <= f.plane && f.kw * f.plane <= f.tap_s);
+    assert!((top + h) * f.row <= f.plane && f.kw * f.plane <= f.tap_s);
     // The first column of each output vector: whole vectors, the last one
     // overlapping the one before; a single masked vector if w < 8.
     let starts: Vec<usize> = if w >= 8 {
@@ -406,7 +406,7 @@ pub unsafe fn unshift(
                 let col = _mm256_add_epi32(lanes, _mm256_set1_epi32(off as i32));
                 let inside = _mm256_andnot_si256(
                     _mm256_cmpgt_epi32(_mm256_setzero_si256(), col),
-                    _mm256_cmpgt_epi32(_mm256_set1_epi32(f.ow as i32), col),
+                    _mm256_cmpgt_epi32(_mm256_set1_epi32(f.row as i32), col),
                 );
                 (off, inside)
             })
@@ -417,7 +417,7 @@ pub unsafe fn unshift(
         for iy in 0..h {
             // SAFETY: a masked lane is never accessed, the others are inside
             // the shifted row (asserts above); the stores are below planes * h * w.
-            let row = unsafe { src.as_ptr().add(s * f.tap_s + (iy + top) * f.ow) };
+            let row = unsafe { src.as_ptr().add(s * f.tap_s + (iy + top) * f.row) };
             let out = unsafe { dst.as_mut_ptr().add((s * h + iy) * w) };
             for (x0, per_kx) in starts.iter().zip(loads.chunks_exact(f.kw)) {
                 let mut acc = _mm256_setzero_ps();

@@ -10,8 +10,8 @@ fn tap(f: &Flat, s: usize, ky: usize, kx: usize) -> usize {
 }
 
 /// `out[c][j] = bias[c] + sum over (s, ky, kx) of w[c][s][ky][kx] * src[tap(s, ky, kx) + j]`
-/// for `c < n_out`, `j < f.pixels`, then ReLU if `relu`. `src` holds the
-/// shifted planes of `n_src` channels, `out` `n_out` planes of `f.pixels`.
+/// for `c < n_out`, `j < f.out_stride`, then ReLU if `relu`. `src` holds the
+/// shifted planes of `n_src` channels, `out` `n_out` planes of `f.out_stride`.
 #[allow(clippy::too_many_arguments)]
 pub fn correlate(
     f: &Flat,
@@ -24,13 +24,13 @@ pub fn correlate(
     n_out: usize,
 ) {
     let taps = f.kh * f.kw;
-    for (c, o) in out.chunks_exact_mut(f.pixels).take(n_out).enumerate() {
+    for (c, o) in out.chunks_exact_mut(f.out_stride).take(n_out).enumerate() {
         o.fill(bias.map_or(0.0, |b| b[c]));
         for s in 0..n_src {
             for ky in 0..f.kh {
                 for kx in 0..f.kw {
                     let wv = w[(c * n_src + s) * taps + ky * f.kw + kx];
-                    let xs = &src[tap(f, s, ky, kx)..][..f.pixels];
+                    let xs = &src[tap(f, s, ky, kx)..][..f.out_stride];
                     for (o, x) in o.iter_mut().zip(xs) {
                         *o += wv * x;
                     }

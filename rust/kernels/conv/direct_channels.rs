@@ -1,0 +1,230 @@
+//! The channel-vectorised forward kernel of the direct path (AVX2+FMA), for
+//! groups of 8 or 16 output channels (LeNet's conv2: 6 -> 16).
+//!
+//! Why: along the pixels, conv2's 10 x 10 output needs the shifted planes of
+//! `direct.rs` (5 copies of the input) and computes 104 positions per 100
+//! pixels. Along the output channels, one broadcast input value times one
+//! vector of 8 channels' weights is 8 useful products; the input is read in
+//! place (padded layers: one padded copy) and nothing is wasted.
+//!
+//! Register tile: P output pixels (any P consecutive pixels in row-major
+//! order, rows may change inside a tile) x V vectors of 8 channels, in P*V
+//! accumulators; per tap, V weight vectors are loaded and P input values
+//! broadcast. The tile goes to a pixel-major scratch, transposed 8 x 8 into
+//! the NCHW output at the end.
+//!
+//! Sums: acc = bias, then + w * x over (s, ky, kx) in order, as the other
+//! kernels of the direct path.
+
+use std::arch::x86_64::*;
+
+/// The shape of one image and group for [`forward`].
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ChannelGeometry {
+    /// Source (input) channels and the floats per padded source plane.
+    pub n_src: usize,
+    pub plane: usize,
+    /// Padded row length of the source planes.
+    pub wp: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub out_h: usize,
+    pub out_w: usize,
+    /// Output channels: 8 or 16.
+    pub n_out: usize,
+}
+
+impl ChannelGeometry {
+    fn pixels(&self) -> usize {
+        self.out_h * self.out_w
+    }
+}
+
+/// Whether [`forward`] handles `n_out` output channels per group.
+pub(super) fn suits_channels(n_out: usize) -> bool {
+    n_out == 8 || n_out == 16
+}
+
+/// `out[c][p] = bias[c] + sum over (s, ky, kx) of wt[(s, ky, kx)][c] * src[s][(oy + ky) * wp + ox + kx]`
+/// for pixel p = (oy, ox), then ReLU if `relu`. `wt` holds the weights
+/// tap-major (`[n_src * kh * kw][n_out]`), `scratch` at least `pixels * n_out` floats.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn forward(
+    g: &ChannelGeometry,
+    src: &[f32],
+    wt: &[f32],
+    bias: Option<&[f32]>,
+    relu: bool,
+    scratch: &mut [f32],
+    out: &mut [f32],
+) {
+    let taps = g.n_src * g.kh * g.kw;
+    // Reads of src at s * plane + (oy + ky) * wp + ox + kx, the last one
+    // inside the last plane; reads of wt below taps * n_out.
+    assert!(suits_channels(g.n_out) && g.out_w + g.kw - 1 <= g.wp);
+    assert!((g.out_h + g.kh - 1) * g.wp <= g.plane && src.len() >= g.n_src * g.plane);
+    assert!(wt.len() >= taps * g.n_out && scratch.len() >= g.pixels() * g.n_out);
+    assert!(out.len() >= g.n_out * g.pixels() && bias.is_none_or(|b| b.len() >= g.n_out));
+    let zeros = [0.0; 16];
+    let bias = bias.unwrap_or(&zeros[..g.n_out]);
+    let ops = Operands {
+        g: *g,
+        src: src.as_ptr(),
+        wt: wt.as_ptr(),
+        bias: bias.as_ptr(),
+        scratch: scratch.as_mut_ptr(),
+    };
+    // SAFETY: the asserts above bound every offset the tiles use.
+    unsafe {
+        if g.n_out == 16 {
+            tiles::<2, 4>(&ops);
+        } else {
+            tiles::<1, 8>(&ops);
+        }
+        transpose_out(g, relu, scratch, out);
+    }
+}
+
+/// The operands of the tiles.
+struct Operands {
+    g: ChannelGeometry,
+    src: *const f32,
+    wt: *const f32,
+    bias: *const f32,
+    scratch: *mut f32,
+}
+
+/// Every pixel, `P` at a time, the last tile with the remaining 1..P pixels.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tiles<const V: usize, const P: usize>(ops: &Operands) {
+    let pixels = ops.g.pixels();
+    let whole = pixels - pixels % P;
+    // SAFETY: as the caller's.
+    unsafe {
+        for p0 in (0..whole).step_by(P) {
+            tile::<V, P>(ops, p0);
+        }
+        match pixels - whole {
+            0 => {}
+            1 => tile::<V, 1>(ops, whole),
+            2 => tile::<V, 2>(ops, whole),
+            3 => tile::<V, 3>(ops, whole),
+            4 => tile::<V, 4>(ops, whole),
+            5 => tile::<V, 5>(ops, whole),
+            6 => tile::<V, 6>(ops, whole),
+            _ => tile::<V, 7>(ops, whole),
+        }
+    }
+}
+
+/// Pixels `p0..p0 + P` x the `8 V` output channels, into the scratch rows `p0..p0 + P`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn tile<const V: usize, const P: usize>(ops: &Operands, p0: usize) {
+    let g = &ops.g;
+    let n_out = 8 * V;
+    // The first source float of each pixel's window.
+    let mut base = [0usize; P];
+    for (i, b) in base.iter_mut().enumerate() {
+        let (oy, ox) = ((p0 + i) / g.out_w, (p0 + i) % g.out_w);
+        *b = oy * g.wp + ox;
+    }
+    let mut acc = [[_mm256_setzero_ps(); V]; P];
+    for row in acc.iter_mut() {
+        for (v, a) in row.iter_mut().enumerate() {
+            // SAFETY: bias has n_out floats.
+            *a = unsafe { _mm256_loadu_ps(ops.bias.add(8 * v)) };
+        }
+    }
+    let mut w = ops.wt;
+    for s in 0..g.n_src {
+        for ky in 0..g.kh {
+            let first = s * g.plane + ky * g.wp;
+            for kx in 0..g.kw {
+                // SAFETY (all pointer arithmetic here): bounded by the asserts of `forward`.
+                let mut wv = [_mm256_setzero_ps(); V];
+                for (v, x) in wv.iter_mut().enumerate() {
+                    *x = unsafe { _mm256_loadu_ps(w.add(8 * v)) };
+                }
+                w = unsafe { w.add(n_out) };
+                for (row, b) in acc.iter_mut().zip(base) {
+                    let x = unsafe { _mm256_broadcast_ss(&*ops.src.add(b + first + kx)) };
+                    for (a, wv) in row.iter_mut().zip(wv) {
+                        *a = _mm256_fmadd_ps(x, wv, *a);
+                    }
+                }
+            }
+        }
+    }
+    for (i, row) in acc.iter().enumerate() {
+        for (v, a) in row.iter().enumerate() {
+            // SAFETY: the scratch has pixels * n_out floats.
+            unsafe { _mm256_storeu_ps(ops.scratch.add((p0 + i) * n_out + 8 * v), *a) };
+        }
+    }
+}
+
+/// `out[c][p] = scratch[p][c]` (then ReLU if `relu`): 8 x 8 blocks in
+/// registers, the last `pixels % 8` pixels one by one.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn transpose_out(g: &ChannelGeometry, relu: bool, scratch: &[f32], out: &mut [f32]) {
+    let (pixels, n_out) = (g.pixels(), g.n_out);
+    let whole = pixels - pixels % 8;
+    for p0 in (0..whole).step_by(8) {
+        for c0 in (0..n_out).step_by(8) {
+            let mut rows = [_mm256_setzero_ps(); 8];
+            for (i, r) in rows.iter_mut().enumerate() {
+                *r = unsafe { _mm256_loadu_ps(scratch[(p0 + i) * n_out + c0..][..8].as_ptr()) };
+            }
+            for (k, col) in transpose8(rows).iter().enumerate() {
+                let at = (c0 + k) * pixels + p0;
+                let col = if relu {
+                    _mm256_max_ps(*col, _mm256_setzero_ps())
+                } else {
+                    *col
+                };
+                unsafe { _mm256_storeu_ps(out[at..][..8].as_mut_ptr(), col) };
+            }
+        }
+    }
+    for p in whole..pixels {
+        for c in 0..n_out {
+            let v = scratch[p * n_out + c];
+            out[c * pixels + p] = if relu { v.max(0.0) } else { v };
+        }
+    }
+}
+
+/// The transpose of the 8 x 8 matrix whose rows are `r`.
+#[target_feature(enable = "avx2,fma")]
+fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        _mm256_permute2f128_ps::<0x20>(u0, u4),
+        _mm256_permute2f128_ps::<0x20>(u1, u5),
+        _mm256_permute2f128_ps::<0x20>(u2, u6),
+        _mm256_permute2f128_ps::<0x20>(u3, u7),
+        _mm256_permute2f128_ps::<0x31>(u0, u4),
+        _mm256_permute2f128_ps::<0x31>(u1, u5),
+        _mm256_permute2f128_ps::<0x31>(u2, u6),
+        _mm256_permute2f128_ps::<0x31>(u3, u7),
+    ]
+}
