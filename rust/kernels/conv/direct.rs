@@ -21,7 +21,7 @@
 //!   copies of the input: taken where they stay in L1 (LeNet's layers).
 //!
 //! - forward: `y[c][j] = bias[c] + sum over (s, ky, kx) of w[c][s][ky][kx] * x[s][tap + j]`
-//!   (8 or 16 output channels in the shifted layout: along the channels
+//!   (16 output channels in the shifted layout: along the channels
 //!   instead, `direct_channels.rs`, which reads x in place)
 //! - grad input: `dx[s][tap + j] += sum over c of w[c][s][ky][kx] * dy[c][j]`, tap by
 //!   tap (a scatter: the adjoint correlation would spend half its work on the
@@ -219,7 +219,7 @@ pub fn forward(
 }
 
 /// [`forward`] by the channel-vectorised kernel of `direct_channels.rs`
-/// (AVX2+FMA; 8 or 16 output channels per group).
+/// (AVX2+FMA; 16 output channels per group).
 #[cfg(target_arch = "x86_64")]
 fn forward_by_channels(
     p: &Conv2dParams,
@@ -355,7 +355,7 @@ pub fn weight_grad(
             let pass = first..(first + per_pass).min(images.end);
             weight_grad_pass(simd, p, &f, &copies, x, dy, pass, xs, dyp, dw_part);
         }
-        bias_grad_chunk(p, dy, images, db_part);
+        bias_grad(simd, p, dy, images, db_part);
     };
     let plan = Plan::choose(n_chunks, 2 * p.macs());
     let mut partials = vec![0.0; n_chunks * part_len];
@@ -372,6 +372,27 @@ pub fn weight_grad(
     if let Some(db) = db {
         sum_partials(&partials, part_len, dw.len(), db, false);
     }
+}
+
+/// db over `images`, bitwise as `weight_grad::bias_grad_chunk` (whose
+/// single chain of dependent adds per row took a tenth of LeNet conv1's grad
+/// weight): the row sums of an image's channels are computed side by side.
+fn bias_grad(simd: bool, p: &Conv2dParams, dy: &[f32], images: Range<usize>, db: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if simd {
+        let n = p.out_plane();
+        let mut sums = vec![0.0; p.c_out];
+        db.fill(0.0);
+        for b in images {
+            let rows = &dy[b * p.c_out * n..][..p.c_out * n];
+            // SAFETY: the CPU has AVX2 and FMA; the kernel checks the lengths.
+            unsafe { direct_avx2::row_sums(rows, n, &mut sums) };
+            db.iter_mut().zip(&sums).for_each(|(d, s)| *d += s);
+        }
+        return;
+    }
+    let _ = simd;
+    bias_grad_chunk(p, dy, images, db);
 }
 
 /// How a grad-weight pass prepares its images: the runs of x into the source

@@ -484,3 +484,52 @@ pub unsafe fn copy_runs(runs: &[Run], src: &[f32], dst: &mut [f32]) {
         }
     }
 }
+
+/// `out[r]` = the sum of row r of the `out.len()` rows of `n` floats in `v`,
+/// bitwise as `weight_grad::row_sum` computes it (8 lane sums over whole
+/// vectors in order, the lanes summed in order, plus the tail summed in
+/// order), but up to 8 rows at a time so that their chains of dependent adds overlap.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn row_sums(v: &[f32], n: usize, out: &mut [f32]) {
+    assert!(v.len() >= out.len() * n);
+    // SAFETY (each call): rows first..first + R lie inside v (the assert above).
+    for first in (0..out.len()).step_by(8) {
+        unsafe {
+            match out.len() - first {
+                1 => rows_sum::<1>(v, n, first, out),
+                2 => rows_sum::<2>(v, n, first, out),
+                3 => rows_sum::<3>(v, n, first, out),
+                4 => rows_sum::<4>(v, n, first, out),
+                5 => rows_sum::<5>(v, n, first, out),
+                6 => rows_sum::<6>(v, n, first, out),
+                7 => rows_sum::<7>(v, n, first, out),
+                _ => rows_sum::<8>(v, n, first, out),
+            }
+        }
+    }
+}
+
+/// [`row_sums`] of the rows `first..first + R`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn rows_sum<const R: usize>(v: &[f32], n: usize, first: usize, out: &mut [f32]) {
+    let whole = n - n % 8;
+    let mut acc = [_mm256_setzero_ps(); R];
+    for j in (0..whole).step_by(8) {
+        for (r, a) in acc.iter_mut().enumerate() {
+            // SAFETY: inside row first + r (checked by the caller).
+            *a = _mm256_add_ps(*a, unsafe {
+                _mm256_loadu_ps(v.as_ptr().add((first + r) * n + j))
+            });
+        }
+    }
+    for (r, a) in acc.iter().enumerate() {
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: lanes has 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), *a) };
+        let tail: f32 = v[(first + r) * n + whole..(first + r + 1) * n].iter().sum();
+        out[first + r] = lanes.iter().sum::<f32>() + tail;
+    }
+}

@@ -1,5 +1,5 @@
 //! The channel-vectorised forward kernel of the direct path (AVX2+FMA), for
-//! groups of 8 or 16 output channels (LeNet's conv2: 6 -> 16).
+//! groups of 16 output channels (LeNet's conv2: 6 -> 16).
 //!
 //! Why: along the pixels, conv2's 10 x 10 output needs the shifted planes of
 //! `direct.rs` (5 copies of the input) and computes 104 positions per 100
@@ -7,11 +7,14 @@
 //! vector of 8 channels' weights is 8 useful products; the input is read in
 //! place (padded layers: one padded copy) and nothing is wasted.
 //!
-//! Register tile: P output pixels (any P consecutive pixels in row-major
-//! order, rows may change inside a tile) x V vectors of 8 channels, in P*V
-//! accumulators; per tap, V weight vectors are loaded and P input values
-//! broadcast. The tile goes to a pixel-major scratch, transposed 8 x 8 into
-//! the NCHW output at the end.
+//! Register tile: P = 4 output pixels (any 4 consecutive pixels in
+//! row-major order, rows may change inside a tile) x V = 2 vectors of 8
+//! channels, in 8 accumulators; per tap, 2 weight vectors are loaded and 4
+//! input values broadcast. (6 pixels spill: LLVM loads the 6 broadcasts
+//! before the FMAs, 20 vector registers for 16; the same tile in inline
+//! assembly was no faster than 4 pixels. 8 channels, 1 vector, was slower
+//! than the kernels along the pixels, so it is not taken.) The tile goes to
+//! a pixel-major scratch, transposed 8 x 8 into the NCHW output at the end.
 //!
 //! Sums: acc = bias, then + w * x over (s, ky, kx) in order, as the other
 //! kernels of the direct path.
@@ -30,7 +33,7 @@ pub(super) struct ChannelGeometry {
     pub kw: usize,
     pub out_h: usize,
     pub out_w: usize,
-    /// Output channels: 8 or 16.
+    /// Output channels: 16.
     pub n_out: usize,
 }
 
@@ -42,7 +45,7 @@ impl ChannelGeometry {
 
 /// Whether [`forward`] handles `n_out` output channels per group.
 pub(super) fn suits_channels(n_out: usize) -> bool {
-    n_out == 8 || n_out == 16
+    n_out == 16
 }
 
 /// `out[c][p] = bias[c] + sum over (s, ky, kx) of wt[(s, ky, kx)][c] * src[s][(oy + ky) * wp + ox + kx]`
@@ -70,7 +73,7 @@ pub unsafe fn forward(
     assert!(wt.len() >= taps * g.n_out && scratch.len() >= g.pixels() * g.n_out);
     assert!(out.len() >= g.n_out * g.pixels() && bias.is_none_or(|b| b.len() >= g.n_out));
     let zeros = [0.0; 16];
-    let bias = bias.unwrap_or(&zeros[..g.n_out]);
+    let bias = bias.unwrap_or(&zeros);
     let ops = Operands {
         g: *g,
         src: src.as_ptr(),
@@ -80,11 +83,7 @@ pub unsafe fn forward(
     };
     // SAFETY: the asserts above bound every offset the tiles use.
     unsafe {
-        if g.n_out == 16 {
-            tiles::<2, 4>(&ops);
-        } else {
-            tiles::<1, 8>(&ops);
-        }
+        tiles::<2, 4>(&ops);
         transpose_out(g, relu, scratch, out);
     }
 }
@@ -98,9 +97,10 @@ struct Operands {
     scratch: *mut f32,
 }
 
-/// Every pixel, `P` at a time, the last tile with the remaining 1..P pixels.
+/// Every pixel, `P` (at most 4) at a time, the last tile with the remaining 1..P pixels.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn tiles<const V: usize, const P: usize>(ops: &Operands) {
+    assert!(P <= 4);
     let pixels = ops.g.pixels();
     let whole = pixels - pixels % P;
     // SAFETY: as the caller's.
@@ -112,11 +112,7 @@ unsafe fn tiles<const V: usize, const P: usize>(ops: &Operands) {
             0 => {}
             1 => tile::<V, 1>(ops, whole),
             2 => tile::<V, 2>(ops, whole),
-            3 => tile::<V, 3>(ops, whole),
-            4 => tile::<V, 4>(ops, whole),
-            5 => tile::<V, 5>(ops, whole),
-            6 => tile::<V, 6>(ops, whole),
-            _ => tile::<V, 7>(ops, whole),
+            _ => tile::<V, 3>(ops, whole),
         }
     }
 }

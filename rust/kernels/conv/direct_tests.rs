@@ -260,13 +260,14 @@ fn same_bits_for_any_thread_count() {
     }
 }
 
-/// The channel-vectorised forward (8 or 16 output channels per group): pixel
+/// The channel-vectorised forward (16 output channels per group): pixel
 /// counts that leave every remainder of its tiles and of the 8 x 8
-/// transposes, padded and unpadded, groups, batch 1.
+/// transposes, padded and unpadded, groups, batch 1; and 8 channels per
+/// group on the same shapes (not taken by it: the kernels along the pixels).
 #[test]
 fn channel_vectorised_forward_shapes() {
     let mut checked = 0;
-    for (c_out, groups) in [(8, 1), (16, 1), (16, 2), (32, 2), (32, 4)] {
+    for (c_out, groups) in [(16, 1), (32, 2), (8, 1), (32, 4)] {
         for out_w in 1..=11usize {
             for (kh, kw, padding) in [
                 (5usize, 5usize, [0usize; 4]),
@@ -291,7 +292,7 @@ fn channel_vectorised_forward_shapes() {
             }
         }
     }
-    assert!(checked > 140, "only {checked} shapes");
+    assert!(checked > 110, "only {checked} shapes");
 }
 
 /// Both layouts on shapes that take them (the padded one where the shifted
