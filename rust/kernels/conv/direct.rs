@@ -113,7 +113,8 @@ fn correlate(
     direct_portable::correlate(f, src, n_src, w, bias, relu, out, n_out);
 }
 
-/// The grad-input kernel (see `direct_portable::scatter`), AVX2+FMA if `simd`.
+/// The grad-input kernel (see `direct_portable::scatter`), AVX2+FMA if
+/// `simd`: overwrites the `n_dst` source planes of `dst`.
 fn scatter(
     simd: bool,
     f: &Flat,
@@ -123,6 +124,11 @@ fn scatter(
     dst: &mut [f32],
     n_dst: usize,
 ) {
+    // The kernels overwrite the first len positions of each plane; the
+    // rest, which later taps add to, starts at zero.
+    for plane in dst[..n_dst * f.tap_s].chunks_exact_mut(f.plane) {
+        plane[f.len..].fill(0.0);
+    }
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY: the CPU has AVX2 and FMA; the kernel checks the lengths.
@@ -303,7 +309,6 @@ pub fn input_grad(p: &Conv2dParams, w: &[f32], dy: &[f32], dx: &mut [f32], simd:
                 copy_along(simd, &dy_runs, dy_g, dyp);
                 &dyp[..]
             };
-            dxs.fill(0.0);
             let w_g = &w[g * w_group..][..w_group];
             scatter(simd, &f, dy_flat, cog, w_g, dxs, cig);
             let dx_g = &mut dx_img[g * cig * p.in_plane()..][..cig * p.in_plane()];

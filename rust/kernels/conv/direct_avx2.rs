@@ -152,6 +152,13 @@ unsafe fn correlate_block<const C: usize, const V: usize>(
     }
 }
 
+/// Whether tap (ky, kx) is the first of the grad-input scatter to write its
+/// plane: its positions `0..len` are exactly those of the plane (shifted:
+/// plane kx; padded: the only plane), the later taps add to them.
+pub(super) fn first_tap_of_plane(f: &Flat, ky: usize, kx: usize) -> bool {
+    ky == 0 && (f.shifted || kx == 0)
+}
+
 /// See [`super::direct_portable::scatter`].
 ///
 /// # Safety
@@ -176,6 +183,7 @@ pub unsafe fn scatter(
     for ky in 0..f.kh {
         for kx in 0..f.kw {
             let tap = ky * f.kw + kx;
+            let store = first_tap_of_plane(f, ky, kx);
             for block in channel_blocks(n_dst, MAX_BLOCK) {
                 let w_block = w[block.start * taps + tap..].as_ptr();
                 let first = block.start * f.tap_s + ky * f.tap_ky + kx * f.tap_kx;
@@ -185,7 +193,15 @@ pub unsafe fn scatter(
                     by_block_size!(
                         block.len(),
                         f.len,
-                        scatter_block(f, src.as_ptr(), n_src, w_block, n_dst * taps, dst_block)
+                        scatter_block(
+                            f,
+                            src.as_ptr(),
+                            n_src,
+                            w_block,
+                            n_dst * taps,
+                            dst_block,
+                            store
+                        )
                     )
                 };
             }
@@ -196,8 +212,10 @@ pub unsafe fn scatter(
 /// `scatter` for one tap and the `C` channels whose first weight (of source
 /// channel 0) is at `w` (source channel s at `w + s * w_step`, channel c at
 /// `+ c * taps`) and whose shifted planes start at `dst`, at the flat
-/// positions `positions` (`8 V` at a time).
+/// positions `positions` (`8 V` at a time); the sums overwrite dst if `store`,
+/// else are added to it.
 #[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn scatter_block<const C: usize, const V: usize>(
     f: &Flat,
     src: *const f32,
@@ -205,6 +223,7 @@ unsafe fn scatter_block<const C: usize, const V: usize>(
     w: *const f32,
     w_step: usize,
     dst: *mut f32,
+    store: bool,
     positions: Range<usize>,
 ) {
     let taps = f.kh * f.kw;
@@ -226,7 +245,12 @@ unsafe fn scatter_block<const C: usize, const V: usize>(
         for (c, acc_row) in acc.iter().enumerate() {
             for (v, value) in acc_row.iter().enumerate() {
                 let d = unsafe { dst.add(c * f.tap_s + j + 8 * v) };
-                unsafe { _mm256_storeu_ps(d, _mm256_add_ps(_mm256_loadu_ps(d), *value)) };
+                let sum = if store {
+                    *value
+                } else {
+                    _mm256_add_ps(unsafe { _mm256_loadu_ps(d) }, *value)
+                };
+                unsafe { _mm256_storeu_ps(d, sum) };
             }
         }
     }
@@ -368,10 +392,11 @@ unsafe fn horizontal_sum(v: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(pair, _mm_movehdup_ps(pair)))
 }
 
-/// See `direct_layout::source_grad_to_input`: input plane s (`h x w`) at (iy, ix) is the
-/// sum over kx of shifted plane (s, kx) at row `iy + top`, column `ix + left
-/// - kx` where that column lies in `0..ow`. Each vector of 8 input columns
-/// sums kw masked loads (the columns outside `0..ow` read as zero).
+/// See `direct_layout::source_grad_to_input`: input plane s (`h x w`) at
+/// (iy, ix) is the sum over kx of shifted plane (s, kx) at row `iy + top`,
+/// column `ix + left - kx` where that column lies in `0..row`. Each vector
+/// of 8 input columns sums kw masked loads (the columns outside `0..row`
+/// read as zero). For kw <= [`UNSHIFT_MAX_KW`] (the caller checks).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
@@ -384,51 +409,87 @@ pub unsafe fn unshift(
     planes: usize,
     dst: &mut [f32],
 ) {
-    // Reads at s * tap_s + kx * plane + (iy + top) * ow + ox with ox < ow
+    // Reads at s * tap_s + kx * plane + (iy + top) * row + ox with ox < row
     // (the masks), writes below planes * h * w.
     assert!(src.len() >= planes * f.tap_s && dst.len() >= planes * h * w);
     assert!((top + h) * f.row <= f.plane && f.kw * f.plane <= f.tap_s);
-    // The first column of each output vector: whole vectors, the last one
-    // overlapping the one before; a single masked vector if w < 8.
-    let starts: Vec<usize> = if w >= 8 {
-        (0..w - 8).step_by(8).chain([w - 8]).collect()
-    } else {
-        vec![0]
+    let ops = UnshiftOperands {
+        f: *f,
+        h,
+        w,
+        top,
+        left,
+        planes,
+        src: src.as_ptr(),
+        dst: dst.as_mut_ptr(),
     };
+    // SAFETY: the asserts above bound every access of every column block.
+    unsafe {
+        match f.kw {
+            1 => unshift_kw::<1>(&ops),
+            2 => unshift_kw::<2>(&ops),
+            3 => unshift_kw::<3>(&ops),
+            4 => unshift_kw::<4>(&ops),
+            5 => unshift_kw::<5>(&ops),
+            6 => unshift_kw::<6>(&ops),
+            7 => unshift_kw::<7>(&ops),
+            8 => unshift_kw::<8>(&ops),
+            _ => panic!("unshift: kw {} > {UNSHIFT_MAX_KW}", f.kw),
+        }
+    }
+}
+
+/// The widest kernel [`unshift`] takes (its masks stay in registers).
+pub const UNSHIFT_MAX_KW: usize = 8;
+
+/// The operands of [`unshift`].
+struct UnshiftOperands {
+    f: Flat,
+    h: usize,
+    w: usize,
+    top: usize,
+    left: usize,
+    planes: usize,
+    src: *const f32,
+    dst: *mut f32,
+}
+
+/// [`unshift`] for kw = KW: one block of 8 input columns at a time (whole
+/// vectors, the last one overlapping the one before; a single masked vector
+/// if w < 8), its KW offsets and masks fixed over all rows.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn unshift_kw<const KW: usize>(ops: &UnshiftOperands) {
+    let (f, w) = (&ops.f, ops.w);
     let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    // For each start and kx: the offset of its first lane in a shifted row
-    // (negative: before the row) and the mask of the lanes inside 0..ow.
-    let loads: Vec<(isize, __m256i)> = starts
-        .iter()
-        .flat_map(|&x0| {
-            (0..f.kw).map(move |kx| {
-                let off = x0 as isize + left as isize - kx as isize;
-                let col = _mm256_add_epi32(lanes, _mm256_set1_epi32(off as i32));
-                let inside = _mm256_andnot_si256(
-                    _mm256_cmpgt_epi32(_mm256_setzero_si256(), col),
-                    _mm256_cmpgt_epi32(_mm256_set1_epi32(f.row as i32), col),
-                );
-                (off, inside)
-            })
-        })
-        .collect();
-    let store_mask = first_lanes(w.min(7));
-    for s in 0..planes {
-        for iy in 0..h {
-            // SAFETY: a masked lane is never accessed, the others are inside
-            // the shifted row (asserts above); the stores are below planes * h * w.
-            let row = unsafe { src.as_ptr().add(s * f.tap_s + (iy + top) * f.row) };
-            let out = unsafe { dst.as_mut_ptr().add((s * h + iy) * w) };
-            for (x0, per_kx) in starts.iter().zip(loads.chunks_exact(f.kw)) {
+    let last = w.saturating_sub(8);
+    for x0 in (0..last).step_by(8).chain([last]) {
+        // Per kx: the offset of the block's first lane in a shifted row
+        // (negative: before the row) and the mask of the lanes inside 0..row.
+        let mut offs = [0isize; KW];
+        let mut masks = [_mm256_setzero_si256(); KW];
+        for (kx, (off, mask)) in offs.iter_mut().zip(&mut masks).enumerate() {
+            *off = x0 as isize + ops.left as isize - kx as isize;
+            let col = _mm256_add_epi32(lanes, _mm256_set1_epi32(*off as i32));
+            *mask = _mm256_andnot_si256(
+                _mm256_cmpgt_epi32(_mm256_setzero_si256(), col),
+                _mm256_cmpgt_epi32(_mm256_set1_epi32(f.row as i32), col),
+            );
+        }
+        for s in 0..ops.planes {
+            for iy in 0..ops.h {
+                // SAFETY: a masked lane is never accessed, the others are inside
+                // the shifted row; the stores are below planes * h * w (asserts of `unshift`).
+                let row = unsafe { ops.src.add(s * f.tap_s + (iy + ops.top) * f.row) };
                 let mut acc = _mm256_setzero_ps();
-                for (kx, (off, mask)) in per_kx.iter().enumerate() {
-                    let at = row.wrapping_add(kx * f.plane).wrapping_offset(*off);
-                    acc = _mm256_add_ps(acc, unsafe { _mm256_maskload_ps(at, *mask) });
+                for kx in 0..KW {
+                    let at = row.wrapping_add(kx * f.plane).wrapping_offset(offs[kx]);
+                    acc = _mm256_add_ps(acc, unsafe { _mm256_maskload_ps(at, masks[kx]) });
                 }
+                let out = unsafe { ops.dst.add((s * ops.h + iy) * w + x0) };
                 if w >= 8 {
-                    unsafe { _mm256_storeu_ps(out.add(*x0), acc) };
+                    unsafe { _mm256_storeu_ps(out, acc) };
                 } else {
-                    unsafe { _mm256_maskstore_ps(out, store_mask, acc) };
+                    unsafe { _mm256_maskstore_ps(out, first_lanes(w), acc) };
                 }
             }
         }

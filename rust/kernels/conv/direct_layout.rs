@@ -227,7 +227,7 @@ pub(crate) fn source_grad_to_input(
     }
     let (top, left) = (p.padding[0], p.padding[2]);
     #[cfg(target_arch = "x86_64")]
-    if simd {
+    if simd && f.kw <= direct_avx2::UNSHIFT_MAX_KW {
         // SAFETY: the CPU has AVX2 and FMA; the kernel checks the lengths.
         return unsafe { direct_avx2::unshift(f, [p.h, p.w], [top, left], src, planes, dst) };
     }

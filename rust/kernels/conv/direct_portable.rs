@@ -44,10 +44,16 @@ pub fn correlate(
 }
 
 /// `dst[tap(c, ky, kx) + j] += sum over s of w[s][c][ky][kx] * src[s][j]` for
-/// every tap, `c < n_dst`, `j < f.len`. `src` holds `n_src` planes of `f.len`
-/// floats, `dst` the shifted planes of `n_dst` channels (accumulated into).
+/// every tap, `c < n_dst`, `j < f.len`, over a dst whose first `f.len`
+/// positions of each plane are zeroed here (the others must be zero on
+/// entry: the AVX2 kernel overwrites them with its first tap instead).
+/// `src` holds `n_src` planes of `f.len` floats, `dst` the source planes of
+/// `n_dst` channels.
 pub fn scatter(f: &Flat, src: &[f32], n_src: usize, w: &[f32], dst: &mut [f32], n_dst: usize) {
     let taps = f.kh * f.kw;
+    for plane in dst[..n_dst * f.tap_s].chunks_exact_mut(f.plane) {
+        plane[..f.len].fill(0.0);
+    }
     for c in 0..n_dst {
         for ky in 0..f.kh {
             for kx in 0..f.kw {

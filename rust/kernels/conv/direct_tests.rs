@@ -314,4 +314,8 @@ fn both_layouts() {
         check_direct(&p);
     }
     check_direct(&lenet2);
+    // Wider than the AVX2 grad-input unshift takes (kw > 8): the portable one.
+    let wide = params([2, 3, 5, 12], [4, 3, 2, 9], [0, 1, 3, 2], 1);
+    assert!(shifted(&wide));
+    check_direct(&wide);
 }
