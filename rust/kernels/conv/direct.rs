@@ -236,19 +236,7 @@ fn forward_by_channels(
     y: &mut [f32],
 ) {
     let (cig, cog, k) = (p.c_in_per_group(), p.c_out_per_group(), p.k_size());
-    // Unpadded layers are read in place, others from their padded planes.
-    let padded = Flat::padded(p);
-    let in_place = p.padding == [0; 4];
-    let geometry = channels::ChannelGeometry {
-        n_src: cig,
-        plane: if in_place { p.in_plane() } else { padded.tap_s },
-        wp: padded.row,
-        kh: p.kh,
-        kw: p.kw,
-        out_h: p.out_h,
-        out_w: p.out_w,
-        n_out: cog,
-    };
+    let (geometry, in_place) = channel_geometry(p);
     // The weights of each group tap-major: wt[g][t][c] = w[g * cog + c][t].
     let mut wt = vec![0.0; w.len()];
     for (w_g, wt_g) in w.chunks_exact(cog * k).zip(wt.chunks_exact_mut(cog * k)) {
@@ -258,10 +246,10 @@ fn forward_by_channels(
             }
         }
     }
-    let runs = source_runs(p, &padded, cig);
+    let runs = source_runs(p, &Flat::padded(p), cig);
     let pixels = p.out_plane();
     let scratch = || {
-        let planes = if in_place { 0 } else { cig * padded.tap_s };
+        let planes = if in_place { 0 } else { cig * geometry.plane };
         (vec![0.0; planes], vec![0.0; pixels * cog])
     };
     let step = |(xp, tile_out): &mut (Vec<f32>, Vec<f32>), (b, y_img): (usize, &mut [f32])| {
@@ -336,12 +324,14 @@ pub fn weight_grad(
 ) {
     let f = Flat::new(p);
     let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
+    #[cfg(target_arch = "x86_64")]
+    if simd && f.shifted && channels::suits_channels(cog) {
+        return weight_grad_by_channels(p, x, dy, dw, db);
+    }
     let in_place = f.dy_in_place(p);
     let flat_dy = if in_place { 0 } else { cog * f.len };
     // Images per pass: fixed by the shape, so the sums are too.
     let per_pass = (WEIGHT_GRAD_SCRATCH_FLOATS / (cig * f.tap_s + flat_dy)).clamp(1, p.batch);
-    let part_len = dw.len() + p.c_out;
-    let n_chunks = batch_chunks(p);
     let copies = PassCopies {
         x: source_runs(p, &f, cig),
         dy: flat_runs(p, &f, cog),
@@ -353,13 +343,34 @@ pub fn weight_grad(
             vec![0.0; per_pass * flat_dy],
         )
     };
-    let chunk = |(xs, dyp): &mut (Vec<f32>, Vec<f32>), (c, part): (usize, &mut [f32])| {
+    let chunk =
+        |(xs, dyp): &mut (Vec<f32>, Vec<f32>), images: Range<usize>, dw_part: &mut [f32]| {
+            for first in images.clone().step_by(per_pass) {
+                let pass = first..(first + per_pass).min(images.end);
+                weight_grad_pass(simd, p, &f, &copies, x, dy, pass, xs, dyp, dw_part);
+            }
+        };
+    over_batch_chunks(simd, p, dy, dw, db, scratch, chunk);
+}
+
+/// Runs `chunk(scratch, images, dw_partial)` for the fixed batch chunks, adds
+/// the grad bias of each chunk to its partial, and sums the partials in
+/// chunk order into dw and db (`simd` as in [`forward`]).
+fn over_batch_chunks<S>(
+    simd: bool,
+    p: &Conv2dParams,
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+    scratch: impl Fn() -> S + Send + Sync,
+    chunk: impl Fn(&mut S, Range<usize>, &mut [f32]) + Send + Sync,
+) {
+    let part_len = dw.len() + p.c_out;
+    let n_chunks = batch_chunks(p);
+    let per_chunk = |s: &mut S, (c, part): (usize, &mut [f32])| {
         let images = chunk_range(p.batch, n_chunks, c);
         let (dw_part, db_part) = part.split_at_mut(dw.len());
-        for first in images.clone().step_by(per_pass) {
-            let pass = first..(first + per_pass).min(images.end);
-            weight_grad_pass(simd, p, &f, &copies, x, dy, pass, xs, dyp, dw_part);
-        }
+        chunk(s, images.clone(), dw_part);
         bias_grad(simd, p, dy, images, db_part);
     };
     let plan = Plan::choose(n_chunks, 2 * p.macs());
@@ -369,14 +380,89 @@ pub fn weight_grad(
         partials
             .chunks_mut(part_len)
             .enumerate()
-            .for_each(|item| chunk(&mut s, item));
+            .for_each(|item| per_chunk(&mut s, item));
     } else {
-        threading::for_each_chunk_mut(&mut partials, part_len, scratch, chunk);
+        threading::for_each_chunk_mut(&mut partials, part_len, scratch, per_chunk);
     }
     sum_partials(&partials, part_len, 0, dw, false);
     if let Some(db) = db {
         sum_partials(&partials, part_len, dw.len(), db, false);
     }
+}
+
+/// [`weight_grad`] by the channel-vectorised kernel of `direct_channels.rs`
+/// (AVX2+FMA; 16 output channels per group): dY transposed pixel-major per
+/// image, x read in place (padded layers: from their padded planes).
+#[cfg(target_arch = "x86_64")]
+fn weight_grad_by_channels(
+    p: &Conv2dParams,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
+    let (cig, cog, k) = (p.c_in_per_group(), p.c_out_per_group(), p.k_size());
+    let (geometry, in_place) = channel_geometry(p);
+    let offsets = channels::tap_offsets(&geometry);
+    let runs = source_runs(p, &Flat::padded(p), cig);
+    let pixels = p.out_plane();
+    let (x_image, y_image) = (p.c_in * p.in_plane(), p.c_out * pixels);
+    let scratch = || {
+        let planes = if in_place { 0 } else { cig * geometry.plane };
+        (
+            vec![0.0; planes],
+            vec![0.0; pixels * cog],
+            vec![0.0; k * cog],
+        )
+    };
+    type Scratch = (Vec<f32>, Vec<f32>, Vec<f32>);
+    let chunk = |(xp, dyt, dwt): &mut Scratch, images: Range<usize>, dw_part: &mut [f32]| {
+        for g in 0..p.groups {
+            dwt.fill(0.0);
+            for b in images.clone() {
+                let x_g = &x[b * x_image + g * cig * p.in_plane()..][..cig * p.in_plane()];
+                let src = if in_place {
+                    x_g
+                } else {
+                    copy_along(true, &runs, x_g, xp);
+                    &xp[..]
+                };
+                let dy_g = &dy[b * y_image + g * cog * pixels..][..cog * pixels];
+                // SAFETY: the CPU has AVX2 and FMA (simd); the kernels check the lengths.
+                unsafe {
+                    channels::transpose_in(pixels, dy_g, dyt);
+                    channels::weight_grad(&geometry, &offsets, src, dyt, dwt);
+                }
+            }
+            // dw[g * cog + c][t] = dwt[t][c].
+            let dw_g = &mut dw_part[g * cog * k..][..cog * k];
+            for (t, row) in dwt.chunks_exact(cog).enumerate() {
+                for (c, v) in row.iter().enumerate() {
+                    dw_g[c * k + t] = *v;
+                }
+            }
+        }
+    };
+    over_batch_chunks(true, p, dy, dw, db, scratch, chunk);
+}
+
+/// The geometry of the channel-vectorised kernels for this layer, and
+/// whether x is read in place (no padding) rather than from padded planes.
+#[cfg(target_arch = "x86_64")]
+fn channel_geometry(p: &Conv2dParams) -> (channels::ChannelGeometry, bool) {
+    let padded = Flat::padded(p);
+    let in_place = p.padding == [0; 4];
+    let geometry = channels::ChannelGeometry {
+        n_src: p.c_in_per_group(),
+        plane: if in_place { p.in_plane() } else { padded.tap_s },
+        wp: padded.row,
+        kh: p.kh,
+        kw: p.kw,
+        out_h: p.out_h,
+        out_w: p.out_w,
+        n_out: p.c_out_per_group(),
+    };
+    (geometry, in_place)
 }
 
 /// db over `images`, bitwise as `weight_grad::bias_grad_chunk` (whose

@@ -224,3 +224,128 @@ fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
         _mm256_permute2f128_ps::<0x31>(u3, u7),
     ]
 }
+
+/// Adds to `dwt[t][c]` (taps t = (s, ky, kx) of `n_src * kh * kw`, 16
+/// channels c) the grad weight of one image: `sum over pixels p = (oy, ox)
+/// of src[s][(oy + ky) * wp + ox + kx] * dyt[p][c]`, the pixels in order.
+/// `dyt` is dY pixel-major (`[pixels][16]`, see [`transpose_in`]).
+///
+/// Tile: 4 taps x 16 channels in 8 accumulators, loaded from and stored to
+/// `dwt` around the pixel loop; per pixel, 2 dY vectors and 4 broadcasts.
+/// `offsets` are the [`tap_offsets`].
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn weight_grad(
+    g: &ChannelGeometry,
+    offsets: &[usize],
+    src: &[f32],
+    dyt: &[f32],
+    dwt: &mut [f32],
+) {
+    let taps = g.n_src * g.kh * g.kw;
+    assert!(g.n_out == 16 && g.out_w + g.kw - 1 <= g.wp);
+    assert!((g.out_h + g.kh - 1) * g.wp <= g.plane && src.len() >= g.n_src * g.plane);
+    assert!(dyt.len() >= g.pixels() * 16 && dwt.len() >= taps * 16);
+    assert!(
+        offsets.len() == taps
+            && offsets
+                .iter()
+                .all(|o| *o < (g.n_src - 1) * g.plane + (g.kh - 1) * g.wp + g.kw)
+    );
+    // SAFETY (each call): the asserts above bound every access.
+    for (t0, offs) in (0..taps).step_by(4).zip(offsets.chunks(4)) {
+        unsafe {
+            match offs.len() {
+                4 => wg_tile::<4>(g, src, dyt, offs, &mut dwt[t0 * 16..]),
+                3 => wg_tile::<3>(g, src, dyt, offs, &mut dwt[t0 * 16..]),
+                2 => wg_tile::<2>(g, src, dyt, offs, &mut dwt[t0 * 16..]),
+                _ => wg_tile::<1>(g, src, dyt, offs, &mut dwt[t0 * 16..]),
+            }
+        }
+    }
+}
+
+/// The first source float of the window of each tap (s, ky, kx), in order.
+pub(super) fn tap_offsets(g: &ChannelGeometry) -> Vec<usize> {
+    let mut offsets = Vec::with_capacity(g.n_src * g.kh * g.kw);
+    for s in 0..g.n_src {
+        for ky in 0..g.kh {
+            offsets.extend((0..g.kw).map(|kx| s * g.plane + ky * g.wp + kx));
+        }
+    }
+    offsets
+}
+
+/// [`weight_grad`] for the `T` taps whose window offsets are `offs`, into `dwt[..T * 16]`.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn wg_tile<const T: usize>(
+    g: &ChannelGeometry,
+    src: &[f32],
+    dyt: &[f32],
+    offs: &[usize],
+    dwt: &mut [f32],
+) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; T];
+    for (t, row) in acc.iter_mut().enumerate() {
+        for (v, a) in row.iter_mut().enumerate() {
+            // SAFETY: a slice of 8 floats.
+            *a = unsafe { _mm256_loadu_ps(dwt[t * 16 + 8 * v..][..8].as_ptr()) };
+        }
+    }
+    let mut x = [src.as_ptr(); T];
+    for (x, off) in x.iter_mut().zip(offs) {
+        // SAFETY: the window's first float, inside src (asserts of `weight_grad`).
+        *x = unsafe { x.add(*off) };
+    }
+    let mut d = dyt.as_ptr();
+    for oy in 0..g.out_h {
+        for ox in 0..g.out_w {
+            let at = oy * g.wp + ox;
+            // SAFETY (all pointer arithmetic here): bounded by the asserts of `weight_grad`.
+            let (d0, d1) = unsafe { (_mm256_loadu_ps(d), _mm256_loadu_ps(d.add(8))) };
+            d = unsafe { d.add(16) };
+            for (row, x) in acc.iter_mut().zip(x) {
+                let xv = unsafe { _mm256_broadcast_ss(&*x.add(at)) };
+                row[0] = _mm256_fmadd_ps(xv, d0, row[0]);
+                row[1] = _mm256_fmadd_ps(xv, d1, row[1]);
+            }
+        }
+    }
+    for (t, row) in acc.iter().enumerate() {
+        for (v, a) in row.iter().enumerate() {
+            // SAFETY: a slice of 8 floats.
+            unsafe { _mm256_storeu_ps(dwt[t * 16 + 8 * v..][..8].as_mut_ptr(), *a) };
+        }
+    }
+}
+
+/// `dyt[p][c] = dy[c][p]` for 16 channels: 8 x 8 blocks in registers, the
+/// last `pixels % 8` pixels one by one.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn transpose_in(pixels: usize, dy: &[f32], dyt: &mut [f32]) {
+    assert!(dy.len() >= 16 * pixels && dyt.len() >= 16 * pixels);
+    let whole = pixels - pixels % 8;
+    for p0 in (0..whole).step_by(8) {
+        for c0 in [0, 8] {
+            let mut rows = [_mm256_setzero_ps(); 8];
+            for (i, r) in rows.iter_mut().enumerate() {
+                // SAFETY: a slice of 8 floats.
+                *r = unsafe { _mm256_loadu_ps(dy[(c0 + i) * pixels + p0..][..8].as_ptr()) };
+            }
+            for (k, col) in transpose8(rows).iter().enumerate() {
+                // SAFETY: a slice of 8 floats.
+                unsafe { _mm256_storeu_ps(dyt[(p0 + k) * 16 + c0..][..8].as_mut_ptr(), *col) };
+            }
+        }
+    }
+    for p in whole..pixels {
+        for c in 0..16 {
+            dyt[p * 16 + c] = dy[c * pixels + p];
+        }
+    }
+}

@@ -260,12 +260,12 @@ fn same_bits_for_any_thread_count() {
     }
 }
 
-/// The channel-vectorised forward (16 output channels per group): pixel
+/// The channel-vectorised forward and grad weight (16 output channels per group): pixel
 /// counts that leave every remainder of its tiles and of the 8 x 8
 /// transposes, padded and unpadded, groups, batch 1; and 8 channels per
 /// group on the same shapes (not taken by it: the kernels along the pixels).
 #[test]
-fn channel_vectorised_forward_shapes() {
+fn channel_vectorised_shapes() {
     let mut checked = 0;
     for (c_out, groups) in [(16, 1), (32, 2), (8, 1), (32, 4)] {
         for out_w in 1..=11usize {
