@@ -21,13 +21,15 @@
 //!   copies of the input: taken where they stay in L1 (LeNet's layers).
 //!
 //! - forward: `y[c][j] = bias[c] + sum over (s, ky, kx) of w[c][s][ky][kx] * x[s][tap + j]`
-//!   (16 output channels in the shifted layout: along the channels
-//!   instead, `direct_channels.rs`, which reads x in place)
 //! - grad input: `dx[s][tap + j] += sum over c of w[c][s][ky][kx] * dy[c][j]`, tap by
 //!   tap (a scatter: the adjoint correlation would spend half its work on the
 //!   kH-1 rows of zeros around small dY planes), then back to NCHW
 //! - grad weight: `dw[c][s][ky][kx] = sum over images and j of dy[c][j] * x[s][tap + j]`
 //!   with dY's junk positions zero, so they add nothing.
+//!
+//! Forward and grad weight of layers with 16 output channels per group that
+//! take the shifted layout (LeNet's conv2) go along the output channels
+//! instead (`direct_channels.rs`): x is read in place, no position is wasted.
 //!
 //! `direct_avx2.rs` holds the AVX2+FMA kernels, `direct_portable.rs` the
 //! plain-Rust ones; this file the dispatch rule and threading.

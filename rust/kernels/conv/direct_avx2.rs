@@ -1,13 +1,15 @@
-//! The AVX2+FMA kernels of the direct convolution path (flat layout of
-//! `direct.rs`; the sums are those of `direct_portable.rs`).
+//! The AVX2+FMA kernels of the direct convolution path along the flat
+//! positions (either layout of `direct_layout.rs`; the sums are those of
+//! `direct_portable.rs`), and the copies between layouts.
 //!
 //! Register tiles: forward and grad input keep up to 6 channels x 2 vectors
 //! (16 flat positions) in 12 ymm accumulators, or fewer channels x more
 //! vectors (1 x 6, 2 x 4, 3 x 3); each loaded vector is used by every channel
-//! of the block and each broadcast weight by every vector. Grad weight keeps 2 output channels x up to 5 kernel columns in 10
-//! accumulators; each dY vector is used by the 5 columns, each x vector by
-//! both channels. Blocks are const generics, so each size is its own
-//! fully unrolled function.
+//! of the block and each broadcast weight by every vector. Grad weight keeps
+//! 2 output channels x up to 5 kernel rows in 10 accumulators; each dY
+//! vector is used by the 5 rows, each x vector by both channels, and the 5
+//! rows of one source plane share cache lines. Blocks are const generics, so
+//! each size is its own fully unrolled function.
 
 use std::arch::x86_64::*;
 use std::ops::Range;

@@ -1,27 +1,30 @@
-//! The channel-vectorised forward kernel of the direct path (AVX2+FMA), for
-//! groups of 16 output channels (LeNet's conv2: 6 -> 16).
+//! The channel-vectorised kernels of the direct path (AVX2+FMA): forward
+//! and grad weight of groups of 16 output channels (LeNet's conv2: 6 -> 16).
 //!
 //! Why: along the pixels, conv2's 10 x 10 output needs the shifted planes of
-//! `direct.rs` (5 copies of the input) and computes 104 positions per 100
-//! pixels. Along the output channels, one broadcast input value times one
-//! vector of 8 channels' weights is 8 useful products; the input is read in
-//! place (padded layers: one padded copy) and nothing is wasted.
+//! `direct_layout.rs` (5 copies of the input) and computes 104 positions per
+//! 100 pixels. Along the output channels, one broadcast input value times
+//! one vector of 8 channels' weights (or dY values) is 8 useful products;
+//! the input is read in place (padded layers: one padded copy) and nothing
+//! is wasted. The price: an 8 x 8 transpose of y (forward) or dY (grad
+//! weight) per image.
 //!
-//! Register tile: P = 4 output pixels (any 4 consecutive pixels in
-//! row-major order, rows may change inside a tile) x V = 2 vectors of 8
-//! channels, in 8 accumulators; per tap, 2 weight vectors are loaded and 4
-//! input values broadcast. (6 pixels spill: LLVM loads the 6 broadcasts
-//! before the FMAs, 20 vector registers for 16; the same tile in inline
-//! assembly was no faster than 4 pixels. 8 channels, 1 vector, was slower
-//! than the kernels along the pixels, so it is not taken.) The tile goes to
-//! a pixel-major scratch, transposed 8 x 8 into the NCHW output at the end.
+//! Forward tile: P = 4 output pixels (any 4 consecutive pixels in row-major
+//! order, rows may change inside a tile) x V = 2 vectors of 8 channels, in 8
+//! accumulators; per tap, 2 weight vectors are loaded and 4 input values
+//! broadcast. (6 pixels spill: LLVM loads the 6 broadcasts before the FMAs,
+//! 20 vector registers for 16; the same tile in inline assembly was no
+//! faster than 4 pixels. 8 channels, 1 vector, was slower than the kernels
+//! along the pixels, so it is not taken.) The tile goes to a pixel-major
+//! scratch, transposed 8 x 8 into the NCHW output at the end.
 //!
-//! Sums: acc = bias, then + w * x over (s, ky, kx) in order, as the other
-//! kernels of the direct path.
+//! Sums: forward, acc = bias, then + w * x over (s, ky, kx) in order, as the
+//! other kernels of the direct path; grad weight, per (tap, channel) over
+//! the images of a batch chunk in order and their pixels in order.
 
 use std::arch::x86_64::*;
 
-/// The shape of one image and group for [`forward`].
+/// The shape of one image and group for [`forward`] and [`weight_grad`].
 #[derive(Clone, Copy, Debug)]
 pub(super) struct ChannelGeometry {
     /// Source (input) channels and the floats per padded source plane.
