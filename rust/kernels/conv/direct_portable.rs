@@ -1,5 +1,5 @@
 //! The portable (plain Rust) kernels of the direct convolution path: the same
-//! sums as `direct_avx2.rs` over the shifted planes of `direct.rs`, written
+//! sums as `direct_avx2.rs` over the source planes of `direct_layout.rs` (either layout), written
 //! as whole-plane loops that the compiler vectorises with the baseline SIMD.
 
 use super::direct::Flat;
@@ -11,7 +11,7 @@ fn tap(f: &Flat, s: usize, ky: usize, kx: usize) -> usize {
 
 /// `out[c][j] = bias[c] + sum over (s, ky, kx) of w[c][s][ky][kx] * src[tap(s, ky, kx) + j]`
 /// for `c < n_out`, `j < f.out_stride`, then ReLU if `relu`. `src` holds the
-/// shifted planes of `n_src` channels, `out` `n_out` planes of `f.out_stride`.
+/// source planes of `n_src` channels, `out` `n_out` planes of `f.out_stride`.
 #[allow(clippy::too_many_arguments)]
 pub fn correlate(
     f: &Flat,
@@ -70,7 +70,7 @@ pub fn scatter(f: &Flat, src: &[f32], n_src: usize, w: &[f32], dst: &mut [f32], 
 }
 
 /// `dw[c][s][ky][kx] += sum over images i and j < f.len of dy[i][c][j] * x[i][tap(s, ky, kx) + j]`.
-/// `x` holds `images` x the shifted planes of `n_x` channels, `dy` `images`
+/// `x` holds `images` x the source planes of `n_x` channels, `dy` `images`
 /// (`dy_image` floats apart) x `n_dy` planes of `f.len`.
 #[allow(clippy::too_many_arguments)]
 pub fn weight_grad(
