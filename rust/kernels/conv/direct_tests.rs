@@ -198,6 +198,7 @@ fn same_bits_for_any_thread_count() {
         params([7, 6, 14, 14], [16, 6, 5, 5], [0; 4], 1),
         params([13, 1, 28, 28], [6, 1, 5, 5], [2; 4], 1),
         params([5, 4, 11, 9], [8, 2, 3, 4], [2, 0, 1, 3], 2),
+        params([4, 16, 12, 21], [8, 16, 3, 3], [1; 4], 1), // padded layout
     ] {
         let (x_len, w_len, y_len) = (
             p.x_shape().iter().product(),
@@ -257,4 +258,64 @@ fn same_bits_for_any_thread_count() {
             &p,
         );
     }
+}
+
+/// The channel-vectorised forward and grad weight (16 output channels per group): pixel
+/// counts that leave every remainder of its tiles and of the 8 x 8
+/// transposes, padded and unpadded, groups, batch 1; and 8 channels per
+/// group on the same shapes (not taken by it: the kernels along the pixels).
+#[test]
+fn channel_vectorised_shapes() {
+    let mut checked = 0;
+    for (c_out, groups) in [(16, 1), (32, 2), (8, 1), (32, 4)] {
+        for out_w in 1..=11usize {
+            for (kh, kw, padding) in [
+                (5usize, 5usize, [0usize; 4]),
+                (3, 2, [1, 0, 2, 1]),
+                (1, 3, [0, 2, 0, 0]),
+            ] {
+                let c_in = groups * (1 + out_w % 3);
+                let Some(w @ 1..) = (out_w + kw - 1).checked_sub(padding[2] + padding[3]) else {
+                    continue;
+                };
+                let h = 1 + out_w % 4 + kh - 1;
+                let batch = 1 + out_w % 2;
+                let p = params(
+                    [batch, c_in, h, w],
+                    [c_out, c_in / groups, kh, kw],
+                    padding,
+                    groups,
+                );
+                assert_eq!(p.out_w, out_w);
+                check_direct(&p);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 110, "only {checked} shapes");
+}
+
+/// Both layouts on shapes that take them (the padded one where the shifted
+/// planes of an image would not stay in L1): with odd widths, asymmetric
+/// padding, groups and batch 1.
+#[test]
+fn both_layouts() {
+    let shifted = |p: &Conv2dParams| direct::Flat::new(p).shifted;
+    let lenet2 = params([1, 6, 14, 14], [16, 6, 5, 5], [0; 4], 1);
+    assert!(shifted(&lenet2));
+    assert!(shifted(&params([2, 1, 28, 28], [6, 1, 5, 5], [2; 4], 1)));
+    for p in [
+        params([2, 16, 12, 21], [8, 16, 3, 3], [1; 4], 1),
+        params([1, 32, 12, 13], [6, 16, 4, 3], [2, 0, 1, 3], 2),
+        params([3, 32, 16, 16], [16, 32, 3, 3], [1; 4], 1),
+        params([1, 20, 11, 30], [32, 20, 3, 5], [0, 1, 0, 2], 1),
+    ] {
+        assert!(!shifted(&p), "{p:?} should take the padded layout");
+        check_direct(&p);
+    }
+    check_direct(&lenet2);
+    // Wider than the AVX2 grad-input unshift takes (kw > 8): the portable one.
+    let wide = params([2, 3, 5, 12], [4, 3, 2, 9], [0, 1, 3, 2], 1);
+    assert!(shifted(&wide));
+    check_direct(&wide);
 }
