@@ -381,8 +381,14 @@ MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 def mnist_net():
     """A small LeNet-like net trained for 200 SGD steps of 32 MNIST training images.
 
-    Reaches about 90% test accuracy; enough for the visualisations to mean
+    Reaches 80-93% test accuracy; enough for the visualisations to mean
     something. Skipped when the MNIST files are not in $CNNRS_DATA.
+
+    Where it lands in that range depends on float32 rounding: a kernel change
+    that rounds differently (Winograd, reordered sums) moves it as a change of
+    seed does. Over seeds 0-11 (2026-11-25) the accuracy went from 0.804 to 0.938,
+    the smallest filter-image gain of the tests below from 8.8 to 21, the
+    deep-dream energy ratio from 1.7 to 3.1; their thresholds sit below those.
     """
     from cnnrs.data import MNIST
 
@@ -421,7 +427,7 @@ def mnist_net():
     with cnnrs.no_grad():
         logits = model(cnnrs.from_numpy(((test.images[:500] - MNIST_MEAN) / MNIST_STD).astype(np.float32)))
     accuracy = float((logits.numpy().argmax(axis=1) == test.targets[:500]).mean())
-    assert accuracy > 0.85, f"the test network did not learn (accuracy {accuracy:.3f})"
+    assert accuracy > 0.75, f"the test network did not learn (accuracy {accuracy:.3f})"
     return model
 
 
@@ -451,10 +457,11 @@ def alive_filters(model, layer, images: np.ndarray) -> np.ndarray:
     return np.flatnonzero(out.reshape(out.shape[0], out.shape[1], -1).max(axis=(0, 2)) > 0)
 
 
-def test_filter_images_raise_their_activation_tenfold(mnist_net):
+def test_filter_images_raise_their_activation_fivefold(mnist_net):
     # The second convolution's ReLU: every filter that fires on real digits must reach
-    # ten times its activation on the U[0, 1] start. (Filters that never fire on the
-    # data - dead ReLUs - cannot be excited by any input and are left out.) The plain
+    # five times its activation on the U[0, 1] start (8.8x to 21x over the fixture's
+    # seeds). (Filters that never fire on the data - dead ReLUs - cannot be excited by
+    # any input and are left out.) The plain
     # course update (normalised gradient, clip to [0, 1], no jitter or blur): the
     # regularisers trade some activation for better-looking pictures.
     from cnnrs.data import MNIST
@@ -474,7 +481,7 @@ def test_filter_images_raise_their_activation_tenfold(mnist_net):
         return_gains=True,
     )
     assert pictures.shape == (len(alive), 1, 28, 28)
-    assert np.all(gains >= 10.0), dict(zip(alive.tolist(), gains.round(1)))
+    assert np.all(gains >= 5.0), dict(zip(alive.tolist(), gains.round(1)))
 
 
 def test_first_layer_filter_images_raise_their_activation(mnist_net):
@@ -507,7 +514,7 @@ def test_deep_dream_raises_the_layer_energy(mnist_net):
     def energy(image):
         return (layers.evaluate(mnist_net, "4", image[None], norm) ** 2).sum()
 
-    assert energy(dreamed) > 2 * energy(digit)
+    assert energy(dreamed) > 1.5 * energy(digit)  # 1.7x to 3.1x over the fixture's seeds
 
 
 # --- the commands ---
