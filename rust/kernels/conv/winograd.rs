@@ -78,6 +78,12 @@ const BLOCK_TILES: usize = 256;
 /// reduction, and dU is read and written once per block.
 const WEIGHT_GRAD_BLOCK_TILES: usize = 512;
 
+/// At most this many floats of private dU partials in the grad-weight pass
+/// (4 MiB): layers with few channels reduce chunks of blocks side by side.
+const PARTIALS_BUDGET: usize = 1 << 20;
+/// At most this many chunks (enough to keep 8 threads busy).
+const MAX_CHUNKS: usize = 8;
+
 static ENABLED: OnceLock<AtomicBool> = OnceLock::new();
 
 fn enabled_flag() -> &'static AtomicBool {
@@ -284,44 +290,87 @@ fn forward_block(
 
 /// dw (shape `p.w_shape()`) given x and dy; the caller computes the bias grad.
 ///
-/// The blocks are reduced in order into dU (beta = 1 after the first), so the
-/// sum over tiles has a fixed order; the GEMMs of the 16 points run side by
-/// side on the pool.
+/// dU is the sum over blocks of tiles. Where it is small (few channels), the
+/// blocks are split into chunks fixed by the problem size, each chunk summed
+/// into a private dU by one task (one fork-join per call), and the partials
+/// added in chunk order. Otherwise (one chunk) the blocks are reduced in turn,
+/// each step of a block on the pool (the 16 GEMMs side by side). Either way the
+/// order of every sum depends on the shape only, never on the thread count.
 pub fn weight_grad(p: &Conv2dParams, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let t = Tiles::new(p);
     let parallel = threading::num_threads() > 1;
     let (c_in, c_out) = (p.c_in, p.c_out);
     let per_block = (WEIGHT_GRAD_BLOCK_TILES / t.per_image).clamp(1, p.batch);
+    let blocks = p.batch.div_ceil(per_block);
     let nb_max = per_block * t.per_image;
-    let v_len = c_in * POINTS * nb_max;
-    let dz_len = c_out * POINTS * nb_max;
-    with_block_buf(v_len + dz_len + POINTS * c_out * c_in, |buf| {
-        let (v, rest) = buf.split_at_mut(v_len);
-        let (dz, du) = rest.split_at_mut(dz_len);
-        for (b, first) in (0..p.batch).step_by(per_block).enumerate() {
-            let images = first..(first + per_block).min(p.batch);
-            let nb = images.len() * t.per_image;
-            transform_inputs(p, &t, x, images.clone(), v, parallel);
-            over_chunks(
-                parallel,
-                &mut dz[..c_out * POINTS * nb],
-                POINTS * nb,
-                |co, dz_co, s| {
-                    transform_grad_channel(p, &t, dy, images.clone(), co, dz_co, s);
-                },
-            );
-            let beta = if b == 0 { 0.0 } else { 1.0 };
-            let (v, dz) = (&*v, &*dz);
-            over_chunks(parallel, du, c_out * c_in, |xi, du_xi, _| {
-                // dZ[xi] times V[xi]^T (nb x c_in, read along the tiles of each channel).
-                let a = point_matrix(dz, xi, c_out, nb);
-                let b = point_matrix(v, xi, c_in, nb).t();
-                gemm_ex(1.0, a, &b, beta, du_xi, c_in, &Epilogue::NONE, false);
-            });
-        }
-        let du = &*du;
+    let (v_len, dz_len) = (c_in * POINTS * nb_max, c_out * POINTS * nb_max);
+    let du_len = POINTS * c_out * c_in;
+    let chunks = (PARTIALS_BUDGET / du_len).clamp(1, MAX_CHUNKS).min(blocks);
+    let accumulate = |block_range: Range<usize>, du: &mut [f32], parallel: bool| {
+        with_block_buf(v_len + dz_len, |buf| {
+            let (v, dz) = buf.split_at_mut(v_len);
+            let images = |b: usize| b * per_block..((b + 1) * per_block).min(p.batch);
+            for b in block_range.clone() {
+                let beta = if b == block_range.start { 0.0 } else { 1.0 };
+                accumulate_block(p, &t, x, dy, images(b), v, dz, du, beta, parallel);
+            }
+        })
+    };
+    let finish = |du: &[f32], dw: &mut [f32]| {
         over_chunks(parallel, dw, c_in * 9, |co, dw_co, _| {
             transform_weight_grads(du, c_out, co, dw_co);
         });
+    };
+    if chunks == 1 {
+        let mut du = WEIGHT_BUF.take();
+        du.resize(du_len, 0.0);
+        accumulate(0..blocks, &mut du, parallel);
+        finish(&du, dw);
+        WEIGHT_BUF.set(du);
+        return;
+    }
+    let mut partials = vec![0.0; chunks * du_len];
+    over_chunks(parallel, &mut partials, du_len, |c, du_c, _| {
+        accumulate(c * blocks / chunks..(c + 1) * blocks / chunks, du_c, false);
+    });
+    let (du, rest) = partials.split_at_mut(du_len);
+    for part in rest.chunks(du_len) {
+        du.iter_mut().zip(part).for_each(|(d, v)| *d += v);
+    }
+    finish(du, dw);
+}
+
+/// Adds (beta = 1) or writes (beta = 0) the dU of `images` into `du`, with
+/// `v` and `dz` as scratch.
+#[allow(clippy::too_many_arguments)]
+fn accumulate_block(
+    p: &Conv2dParams,
+    t: &Tiles,
+    x: &[f32],
+    dy: &[f32],
+    images: Range<usize>,
+    v: &mut [f32],
+    dz: &mut [f32],
+    du: &mut [f32],
+    beta: f32,
+    parallel: bool,
+) {
+    let (c_in, c_out) = (p.c_in, p.c_out);
+    let nb = images.len() * t.per_image;
+    transform_inputs(p, t, x, images.clone(), v, parallel);
+    over_chunks(
+        parallel,
+        &mut dz[..c_out * POINTS * nb],
+        POINTS * nb,
+        |co, dz_co, s| {
+            transform_grad_channel(p, t, dy, images.clone(), co, dz_co, s);
+        },
+    );
+    let (v, dz) = (&*v, &*dz);
+    over_chunks(parallel, du, c_out * c_in, |xi, du_xi, _| {
+        // dZ[xi] times V[xi]^T (nb x c_in, read along the tiles of each channel).
+        let a = point_matrix(dz, xi, c_out, nb);
+        let b = point_matrix(v, xi, c_in, nb).t();
+        gemm_ex(1.0, a, &b, beta, du_xi, c_in, &Epilogue::NONE, false);
     });
 }
