@@ -1,8 +1,8 @@
 //! The Winograd kernels (called directly, so also on shapes the dispatch sends
 //! elsewhere) against float64 loops over the definition: forward with bias and
 //! ReLU, and the grad weight through the adjoint identity, on partial tiles,
-//! asymmetric and wide padding, one-pixel planes, several blocks per pass and
-//! channel counts that are not multiples of 8.
+//! asymmetric and wide padding, one-pixel planes, several blocks per pass (in
+//! private chunks and in turn) and channel counts that are not multiples of 8.
 
 use super::tests::{assert_close, data, naive_forward};
 use super::*;
@@ -18,6 +18,8 @@ fn cases() -> Vec<Conv2dParams> {
         // Several blocks: forward 256 tiles, grad weight 512 tiles per block.
         new([3, 2, 34, 34], [3, 2, 3, 3], [1; 4]),
         new([40, 3, 6, 6], [2, 3, 3, 3], [1; 4]),
+        // dU over 4 MiB: the grad weight reduces its two blocks in turn (one chunk).
+        new([9, 130, 16, 16], [260, 130, 3, 3], [1; 4]),
     ]
 }
 
