@@ -43,3 +43,40 @@ pub fn set_force_fallback(force: bool) {
 pub fn force_fallback() -> bool {
     force_flag().load(Ordering::Relaxed)
 }
+
+/// Transposes the 8 x 8 matrix whose rows are `r` (the GEMM's transposed
+/// packing and the direct convolution's channel kernels use it).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+pub unsafe fn transpose_8x8(r: [std::arch::x86_64::__m256; 8]) -> [std::arch::x86_64::__m256; 8] {
+    let t0 = std::arch::x86_64::_mm256_unpacklo_ps(r[0], r[1]);
+    let t1 = std::arch::x86_64::_mm256_unpackhi_ps(r[0], r[1]);
+    let t2 = std::arch::x86_64::_mm256_unpacklo_ps(r[2], r[3]);
+    let t3 = std::arch::x86_64::_mm256_unpackhi_ps(r[2], r[3]);
+    let t4 = std::arch::x86_64::_mm256_unpacklo_ps(r[4], r[5]);
+    let t5 = std::arch::x86_64::_mm256_unpackhi_ps(r[4], r[5]);
+    let t6 = std::arch::x86_64::_mm256_unpacklo_ps(r[6], r[7]);
+    let t7 = std::arch::x86_64::_mm256_unpackhi_ps(r[6], r[7]);
+    let s0 = std::arch::x86_64::_mm256_shuffle_ps::<0x44>(t0, t2);
+    let s1 = std::arch::x86_64::_mm256_shuffle_ps::<0xEE>(t0, t2);
+    let s2 = std::arch::x86_64::_mm256_shuffle_ps::<0x44>(t1, t3);
+    let s3 = std::arch::x86_64::_mm256_shuffle_ps::<0xEE>(t1, t3);
+    let s4 = std::arch::x86_64::_mm256_shuffle_ps::<0x44>(t4, t6);
+    let s5 = std::arch::x86_64::_mm256_shuffle_ps::<0xEE>(t4, t6);
+    let s6 = std::arch::x86_64::_mm256_shuffle_ps::<0x44>(t5, t7);
+    let s7 = std::arch::x86_64::_mm256_shuffle_ps::<0xEE>(t5, t7);
+    [
+        std::arch::x86_64::_mm256_permute2f128_ps::<0x20>(s0, s4),
+        std::arch::x86_64::_mm256_permute2f128_ps::<0x20>(s1, s5),
+        std::arch::x86_64::_mm256_permute2f128_ps::<0x20>(s2, s6),
+        std::arch::x86_64::_mm256_permute2f128_ps::<0x20>(s3, s7),
+        std::arch::x86_64::_mm256_permute2f128_ps::<0x31>(s0, s4),
+        std::arch::x86_64::_mm256_permute2f128_ps::<0x31>(s1, s5),
+        std::arch::x86_64::_mm256_permute2f128_ps::<0x31>(s2, s6),
+        std::arch::x86_64::_mm256_permute2f128_ps::<0x31>(s3, s7),
+    ]
+}

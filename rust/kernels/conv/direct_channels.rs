@@ -24,6 +24,8 @@
 
 use std::arch::x86_64::*;
 
+use crate::kernels::simd;
+
 /// The shape of one image and group for [`forward`] and [`weight_grad`].
 #[derive(Clone, Copy, Debug)]
 pub(super) struct ChannelGeometry {
@@ -178,7 +180,7 @@ unsafe fn transpose_out(g: &ChannelGeometry, relu: bool, scratch: &[f32], out: &
             for (i, r) in rows.iter_mut().enumerate() {
                 *r = unsafe { _mm256_loadu_ps(scratch[(p0 + i) * n_out + c0..][..8].as_ptr()) };
             }
-            for (k, col) in transpose8(rows).iter().enumerate() {
+            for (k, col) in simd::transpose_8x8(rows).iter().enumerate() {
                 let at = (c0 + k) * pixels + p0;
                 let col = if relu {
                     _mm256_max_ps(*col, _mm256_setzero_ps())
@@ -195,37 +197,6 @@ unsafe fn transpose_out(g: &ChannelGeometry, relu: bool, scratch: &[f32], out: &
             out[c * pixels + p] = if relu { v.max(0.0) } else { v };
         }
     }
-}
-
-/// The transpose of the 8 x 8 matrix whose rows are `r`.
-#[target_feature(enable = "avx2,fma")]
-fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
-    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-    let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-    let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-    let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-    let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-    let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-    let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-    let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-    [
-        _mm256_permute2f128_ps::<0x20>(u0, u4),
-        _mm256_permute2f128_ps::<0x20>(u1, u5),
-        _mm256_permute2f128_ps::<0x20>(u2, u6),
-        _mm256_permute2f128_ps::<0x20>(u3, u7),
-        _mm256_permute2f128_ps::<0x31>(u0, u4),
-        _mm256_permute2f128_ps::<0x31>(u1, u5),
-        _mm256_permute2f128_ps::<0x31>(u2, u6),
-        _mm256_permute2f128_ps::<0x31>(u3, u7),
-    ]
 }
 
 /// Adds to `dwt[t][c]` (taps t = (s, ky, kx) of `n_src * kh * kw`, 16
@@ -340,7 +311,7 @@ pub unsafe fn transpose_in(pixels: usize, dy: &[f32], dyt: &mut [f32]) {
                 // SAFETY: a slice of 8 floats.
                 *r = unsafe { _mm256_loadu_ps(dy[(c0 + i) * pixels + p0..][..8].as_ptr()) };
             }
-            for (k, col) in transpose8(rows).iter().enumerate() {
+            for (k, col) in simd::transpose_8x8(rows).iter().enumerate() {
                 // SAFETY: a slice of 8 floats.
                 unsafe { _mm256_storeu_ps(dyt[(p0 + k) * 16 + c0..][..8].as_mut_ptr(), *col) };
             }

@@ -8,6 +8,7 @@ use std::arch::x86_64::*;
 
 use super::blocking::{MR, NR};
 use super::tile::{AOperand, TileUpdate};
+use crate::kernels::simd;
 
 /// Sum over p < kc of A[r, p] * B[p, 0..16], with A[r, p] at
 /// `rows[r] + p * a_step` and B row p at `b + p * b_step`. A macro rather than
@@ -180,7 +181,7 @@ pub unsafe fn pack_b_transposed_strip(
     for p in (0..full).step_by(8) {
         for half in 0..2 {
             let col = |jj: usize| _mm256_loadu_ps(src.add((half * 8 + jj) * col_stride + p));
-            let rows = transpose_8x8([
+            let rows = simd::transpose_8x8([
                 col(0),
                 col(1),
                 col(2),
@@ -200,36 +201,4 @@ pub unsafe fn pack_b_transposed_strip(
             *dst.add(p * NR + jj) = *src.add(jj * col_stride + p);
         }
     }
-}
-
-/// Transposes the 8 x 8 matrix whose rows are `r`.
-#[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn transpose_8x8(r: [__m256; 8]) -> [__m256; 8] {
-    let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-    let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-    let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-    let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-    let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-    let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-    let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-    let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-    let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-    let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-    let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-    let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-    let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-    let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-    let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-    let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-    [
-        _mm256_permute2f128_ps::<0x20>(s0, s4),
-        _mm256_permute2f128_ps::<0x20>(s1, s5),
-        _mm256_permute2f128_ps::<0x20>(s2, s6),
-        _mm256_permute2f128_ps::<0x20>(s3, s7),
-        _mm256_permute2f128_ps::<0x31>(s0, s4),
-        _mm256_permute2f128_ps::<0x31>(s1, s5),
-        _mm256_permute2f128_ps::<0x31>(s2, s6),
-        _mm256_permute2f128_ps::<0x31>(s3, s7),
-    ]
 }
