@@ -59,13 +59,14 @@ const MIN_CHANNELS: usize = 64;
 
 /// The grad-weight pass takes Winograd from fewer channels: its GEMMs reduce
 /// over the tiles (hundreds per block), so they stay efficient with few
-/// channels, and the direct kernel it replaces is the slowest of the three
-/// there. Measured on 1 thread, batch 64, direct -> Winograd (ms):
-/// 32->64 at 8x8 2.5 -> 1.35, 32->32 at 16x16 5.3 -> 3.3, 16->32 at 16x16
-/// 2.6 -> 2.0, but 16->16 at 32x32 4.9 -> 5.4 (kept on the direct path).
+/// channels, and the kernel it replaces is the slowest of the three there.
+/// Measured with `benches/conv_passes.py`, batch 64, 2 threads, direct or
+/// im2col -> Winograd (ms): 32->64 at 8x8 1.42 -> 0.77, 32->32 at 16x16
+/// 2.44 -> 1.83, 16->32 at 16x16 1.26 -> 1.01, but 16->16 at 32x32
+/// 2.2-2.5 -> 2.7-3.1 (kept on the direct path).
 const MIN_CHANNELS_WEIGHT_GRAD: (usize, usize) = (16, 32);
 
-/// Images whose output has more tiles than this keep the im2col GEMM: a block
+/// Images whose output has more tiles than this keep the other paths: a block
 /// is at least one whole image, and its transformed tiles would no longer fit
 /// in cache (64x64 outputs: 1024 tiles, 4 MiB of V at 64 channels).
 const MAX_TILES_PER_IMAGE: usize = 1024;
@@ -127,7 +128,7 @@ fn suits_shape(p: &Conv2dParams) -> bool {
 }
 
 thread_local! {
-    /// The block buffers (V and M, or V, dZ and dU), kept per thread between
+    /// The block buffers (V and M, or V and dZ), kept per thread between
     /// calls: fresh multi-MB allocations would page-fault on every call.
     static BLOCK_BUF: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
@@ -173,7 +174,8 @@ fn point_matrix(data: &[f32], xi: usize, rows: usize, cols: usize) -> MatRef<'_>
 }
 
 thread_local! {
-    /// The transformed weights, kept per thread between calls (16 MiB at 512 channels).
+    /// The transformed weights U (or the grad weight's dU when it is one
+    /// chunk), kept per thread between calls (16 MiB at 512 channels).
     static WEIGHT_BUF: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
