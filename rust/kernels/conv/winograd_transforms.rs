@@ -45,6 +45,14 @@ fn sub(mut a: Lane, b: Lane) -> Lane {
     a
 }
 
+#[inline(always)]
+fn half(mut a: Lane) -> Lane {
+    for x in a.iter_mut() {
+        *x *= 0.5;
+    }
+    a
+}
+
 /// `s[k..k + w]` in a lane, zeros after.
 #[inline(always)]
 fn load(s: &[f32], k: usize, w: usize) -> Lane {
@@ -121,68 +129,106 @@ impl Tiles {
 #[inline(always)]
 fn weights_body(w_co: &[f32], u_co: &mut [f32]) {
     let c_in = w_co.len() / 9;
-    // Tap-major copy, so the arithmetic below runs along contiguous channels.
-    let mut taps = vec![0.0; 9 * c_in];
-    for (ci, g) in w_co.chunks_exact(9).enumerate() {
-        for (k, &v) in g.iter().enumerate() {
-            taps[k * c_in + ci] = v;
-        }
+    let full = c_in - c_in % W;
+    for ci in (0..full).step_by(W) {
+        weights_lane(w_co, u_co, c_in, ci, W);
     }
-    let tap = |k: usize| &taps[k * c_in..][..c_in];
-    // G g: 4 rows of 3, row r column c at (3r + c).
-    let mut gg = vec![0.0; 12 * c_in];
-    for c in 0..3 {
-        let (g0, g1, g2) = (tap(c), tap(3 + c), tap(6 + c));
-        for i in 0..c_in {
-            gg[c * c_in + i] = g0[i];
-            gg[(3 + c) * c_in + i] = 0.5 * (g0[i] + g1[i] + g2[i]);
-            gg[(6 + c) * c_in + i] = 0.5 * (g0[i] - g1[i] + g2[i]);
-            gg[(9 + c) * c_in + i] = g2[i];
-        }
+    if full < c_in {
+        weights_lane(w_co, u_co, c_in, full, c_in - full);
     }
-    // (G g) G^T: each row of 3 becomes 4 points.
+}
+
+/// U of input channels `ci .. ci + w`, one channel per lane. (Helper
+/// functions, not closures: closures here were not inlined, and their lane
+/// arrays went through memmove.)
+#[inline(always)]
+fn weights_lane(w_co: &[f32], u_co: &mut [f32], c_in: usize, ci: usize, w: usize) {
+    let (col0, col1, col2) = (
+        weights_column(w_co, ci, w, 0),
+        weights_column(w_co, ci, w, 1),
+        weights_column(w_co, ci, w, 2),
+    );
+    // (G g) G^T: the same combination along each row.
     for r in 0..4 {
-        let row = |c: usize| &gg[(3 * r + c) * c_in..][..c_in];
-        let (a, b, c) = (row(0), row(1), row(2));
-        for i in 0..c_in {
-            u_co[4 * r * c_in + i] = a[i];
-            u_co[(4 * r + 1) * c_in + i] = 0.5 * (a[i] + b[i] + c[i]);
-            u_co[(4 * r + 2) * c_in + i] = 0.5 * (a[i] - b[i] + c[i]);
-            u_co[(4 * r + 3) * c_in + i] = c[i];
-        }
+        let (a, b, c) = (col0[r], col1[r], col2[r]);
+        store(a, u_co, 4 * r * c_in + ci, w);
+        store(half(add(add(a, b), c)), u_co, (4 * r + 1) * c_in + ci, w);
+        store(half(add(sub(a, b), c)), u_co, (4 * r + 2) * c_in + ci, w);
+        store(c, u_co, (4 * r + 3) * c_in + ci, w);
     }
+}
+
+/// Column `c` of G g: rows g0, (g0 + g1 + g2) / 2, (g0 - g1 + g2) / 2, g2.
+#[inline(always)]
+fn weights_column(w_co: &[f32], ci: usize, w: usize, c: usize) -> [Lane; 4] {
+    let (g0, g1, g2) = (
+        weight_tap(w_co, ci, w, c),
+        weight_tap(w_co, ci, w, 3 + c),
+        weight_tap(w_co, ci, w, 6 + c),
+    );
+    [
+        g0,
+        half(add(add(g0, g1), g2)),
+        half(add(sub(g0, g1), g2)),
+        g2,
+    ]
+}
+
+/// Tap `k` of input channels `ci .. ci + w` (`[c_in][3][3]`: 9 apart).
+#[inline(always)]
+fn weight_tap(w_co: &[f32], ci: usize, w: usize, k: usize) -> Lane {
+    let mut lane = [0.0; W];
+    for (i, v) in lane[..w].iter_mut().enumerate() {
+        *v = w_co[(ci + i) * 9 + k];
+    }
+    lane
 }
 
 #[inline(always)]
 fn weight_grads_body(du: &[f32], c_out: usize, co: usize, dw_co: &mut [f32]) {
     let c_in = dw_co.len() / 9;
-    let point = |xi: usize| &du[(xi * c_out + co) * c_in..][..c_in];
-    // G^T down the 4 rows of each column: 3 rows x 4 columns at (4r + col).
-    let mut rows = vec![0.0; 12 * c_in];
-    for col in 0..4 {
-        let (u0, u1, u2, u3) = (point(col), point(4 + col), point(8 + col), point(12 + col));
-        for i in 0..c_in {
-            rows[col * c_in + i] = u0[i] + 0.5 * (u1[i] + u2[i]);
-            rows[(4 + col) * c_in + i] = 0.5 * (u1[i] - u2[i]);
-            rows[(8 + col) * c_in + i] = 0.5 * (u1[i] + u2[i]) + u3[i];
-        }
+    let full = c_in - c_in % W;
+    for ci in (0..full).step_by(W) {
+        weight_grads_lane(du, c_out, co, dw_co, ci, W);
     }
-    // ... then along each row: 3 x 3 taps, tap-major, then scattered to [c_in][3][3].
-    let mut taps = vec![0.0; 9 * c_in];
+    if full < c_in {
+        weight_grads_lane(du, c_out, co, dw_co, full, c_in - full);
+    }
+}
+
+/// dW of input channels `ci .. ci + w`, one channel per lane.
+#[inline(always)]
+fn weight_grads_lane(du: &[f32], c_out: usize, co: usize, dw_co: &mut [f32], ci: usize, w: usize) {
+    let c_in = dw_co.len() / 9;
+    let at = |xi: usize| (xi * c_out + co) * c_in + ci;
+    // Down the 4 rows of each column, then along each of the 3 rows.
+    let mut cols = [[[0.0; W]; 3]; 4];
+    for (col, out) in cols.iter_mut().enumerate() {
+        *out = g_transposed(
+            load(du, at(col), w),
+            load(du, at(4 + col), w),
+            load(du, at(8 + col), w),
+            load(du, at(12 + col), w),
+        );
+    }
     for r in 0..3 {
-        let h = |col: usize| &rows[(4 * r + col) * c_in..][..c_in];
-        let (h0, h1, h2, h3) = (h(0), h(1), h(2), h(3));
-        for i in 0..c_in {
-            taps[(3 * r) * c_in + i] = h0[i] + 0.5 * (h1[i] + h2[i]);
-            taps[(3 * r + 1) * c_in + i] = 0.5 * (h1[i] - h2[i]);
-            taps[(3 * r + 2) * c_in + i] = 0.5 * (h1[i] + h2[i]) + h3[i];
+        let taps = g_transposed(cols[0][r], cols[1][r], cols[2][r], cols[3][r]);
+        for (c, lane) in taps.iter().enumerate() {
+            for (i, &v) in lane[..w].iter().enumerate() {
+                dw_co[(ci + i) * 9 + 3 * r + c] = v;
+            }
         }
     }
-    for (ci, g) in dw_co.chunks_exact_mut(9).enumerate() {
-        for (k, v) in g.iter_mut().enumerate() {
-            *v = taps[k * c_in + ci];
-        }
-    }
+}
+
+/// G^T (u0, u1, u2, u3) = (u0 + (u1 + u2) / 2, (u1 - u2) / 2, (u1 + u2) / 2 + u3).
+#[inline(always)]
+fn g_transposed(u0: Lane, u1: Lane, u2: Lane, u3: Lane) -> [Lane; 3] {
+    [
+        add(u0, half(add(u1, u2))),
+        half(sub(u1, u2)),
+        add(half(add(u1, u2)), u3),
+    ]
 }
 
 // ------------------------------------------------------------------- inputs
