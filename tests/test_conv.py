@@ -132,6 +132,10 @@ EDGE_CASES = [
     Case(1, 7, (9, 33), 16, (5, 3), padding=(4, 4, 0, 0)),  # 31 columns, rows of only padding
     Case(3, 5, (4, 1), 9, (1, 2), padding=(0, 0, 1, 0)),  # one output column
     Case(2, 16, (7, 8), 16, (4, 5), padding=(3, 0, 1, 3), groups=2),  # even kernel, 'same'-style padding
+    # 16 output channels per group on planes too large for the shifted layout: the grad
+    # weight takes the channel kernel from the padded planes.
+    Case(2, 16, (32, 32), 16, (3, 3), padding=(1, 1, 1, 1)),
+    Case(3, 10, (21, 19), 32, (3, 3), padding=(1, 2, 0, 1), groups=2),
 ] + [
     # 3x3, stride 1, ungrouped, 64+ channels: the Winograd F(2x2, 3x3) path (forward, and grad
     # input as a forward conv of dy); odd output sizes leave partial 2x2 tiles.
@@ -281,6 +285,7 @@ BIG_CASES = [
     Case(64, 1, (28, 28), 6, (5, 5), padding=(2, 2, 2, 2)),  # LeNet conv1, batch 64 (direct path)
     Case(11, 6, (13, 9), 12, (3, 4), padding=(1, 2, 0, 3), groups=3),  # direct path, grouped
     Case(3, 64, (8, 8), 64, (1, 1)),  # pointwise
+    Case(9, 16, (32, 32), 16, (3, 3), padding=(1, 1, 1, 1)),  # channel grad weight, padded layout
     # Winograd: one block on the pool (transforms and the 16 GEMMs split), several blocks
     # one per thread, and a grad weight reduced over several blocks.
     Case(9, 64, (8, 8), 64, (3, 3), padding=(1, 1, 1, 1)),

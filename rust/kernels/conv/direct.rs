@@ -326,8 +326,12 @@ pub fn weight_grad(
 ) {
     let f = Flat::new(p);
     let (cig, cog) = (p.c_in_per_group(), p.c_out_per_group());
+    // Unlike the forward, the grad weight takes the channel kernel with either
+    // layout: on vgg_small's 16->16 layer at 32x32 (padded layout) it cut the
+    // pass from 2.3 to 1.7-2.0 ms (benches/conv_passes.py, 2 threads, b64),
+    // while the forward by channels was slower there (1.9-2.0 against 1.6-1.7).
     #[cfg(target_arch = "x86_64")]
-    if simd && f.shifted && channels::suits_channels(cog) {
+    if simd && channels::suits_channels(cog) {
         return weight_grad_by_channels(p, x, dy, dw, db);
     }
     let in_place = f.dy_in_place(p);

@@ -1,5 +1,7 @@
 //! The channel-vectorised kernels of the direct path (AVX2+FMA): forward
-//! and grad weight of groups of 16 output channels (LeNet's conv2: 6 -> 16).
+//! and grad weight of groups of 16 output channels (LeNet's conv2: 6 -> 16;
+//! the grad weight also for padded-layout layers such as vgg_small's 16 -> 16
+//! at 32x32).
 //!
 //! Why: along the pixels, conv2's 10 x 10 output needs the shifted planes of
 //! `direct_layout.rs` (5 copies of the input) and computes 104 positions per
