@@ -206,17 +206,38 @@ pub(super) fn bias_grad_chunk(p: &Conv2dParams, dy: &[f32], images: Range<usize>
 
 /// db[oc] = sum of dy over batch and pixels. `db` has shape `[c_out]`. Summed in
 /// the same chunks as in [`conv2d_backward_weight`], so both give the same bits.
+/// Large arrays are split over the channels (each channel's sum stays in one
+/// task, in the same order): the Winograd grad weight calls this on its own.
 pub fn conv2d_backward_bias(p: &Conv2dParams, dy: &[f32], db: &mut [f32]) {
     let n_chunks = batch_chunks(p);
-    let mut partial = vec![0.0; p.c_out];
-    for c in 0..n_chunks {
-        let target = if c == 0 { &mut *db } else { &mut partial[..] };
-        bias_grad_chunk(p, dy, chunk_range(p.batch, n_chunks, c), target);
-        if c > 0 {
-            db.iter_mut().zip(&partial).for_each(|(d, v)| *d += v);
+    let channels = |first: usize, db: &mut [f32]| {
+        for (i, d) in db.iter_mut().enumerate() {
+            let oc = first + i;
+            *d = 0.0;
+            for c in 0..n_chunks {
+                let partial = chunk_range(p.batch, n_chunks, c)
+                    .map(|b| row_sum(&dy[(b * p.c_out + oc) * p.out_plane()..][..p.out_plane()]))
+                    .fold(0.0, |acc, s| acc + s);
+                // Chunk 0 is the start value (as bias_grad_chunk writes it), the others are added.
+                *d = if c == 0 { partial } else { *d + partial };
+            }
         }
+    };
+    if dy.len() < PARALLEL_MIN_ELEMENTS || threading::num_threads() == 1 {
+        channels(0, db);
+    } else {
+        let per_task = p.c_out.div_ceil(4 * threading::num_threads()).max(1);
+        threading::for_each_chunk_mut(
+            db,
+            per_task,
+            || (),
+            |_, (t, part)| channels(t * per_task, part),
+        );
     }
 }
+
+/// dy arrays at least this long sum their bias gradient on the pool.
+const PARALLEL_MIN_ELEMENTS: usize = 1 << 17;
 
 /// Sum with 8 independent accumulators (vectorises; fixed order, so deterministic).
 fn row_sum(v: &[f32]) -> f32 {
