@@ -195,13 +195,17 @@ pub(super) fn chunk_range(batch: usize, n_chunks: usize, c: usize) -> Range<usiz
 
 /// db[oc] = sum of dy[b, oc] over the images in `images` and all pixels.
 pub(super) fn bias_grad_chunk(p: &Conv2dParams, dy: &[f32], images: Range<usize>, db: &mut [f32]) {
-    let n = p.out_plane();
     for (oc, d) in db.iter_mut().enumerate() {
-        *d = images
-            .clone()
-            .map(|b| row_sum(&dy[(b * p.c_out + oc) * n..][..n]))
-            .fold(0.0, |acc, s| acc + s);
+        *d = channel_sum(p, dy, images.clone(), oc);
     }
+}
+
+/// The sum of dy[b, oc] over the images `images` and all pixels, image by image.
+fn channel_sum(p: &Conv2dParams, dy: &[f32], images: Range<usize>, oc: usize) -> f32 {
+    let n = p.out_plane();
+    images
+        .map(|b| row_sum(&dy[(b * p.c_out + oc) * n..][..n]))
+        .fold(0.0, |acc, s| acc + s)
 }
 
 /// db[oc] = sum of dy over batch and pixels. `db` has shape `[c_out]`. Summed in
@@ -212,14 +216,10 @@ pub fn conv2d_backward_bias(p: &Conv2dParams, dy: &[f32], db: &mut [f32]) {
     let n_chunks = batch_chunks(p);
     let channels = |first: usize, db: &mut [f32]| {
         for (i, d) in db.iter_mut().enumerate() {
-            let oc = first + i;
-            *d = 0.0;
-            for c in 0..n_chunks {
-                let partial = chunk_range(p.batch, n_chunks, c)
-                    .map(|b| row_sum(&dy[(b * p.c_out + oc) * p.out_plane()..][..p.out_plane()]))
-                    .fold(0.0, |acc, s| acc + s);
-                // Chunk 0 is the start value (as bias_grad_chunk writes it), the others are added.
-                *d = if c == 0 { partial } else { *d + partial };
+            // Chunk 0 is the start value (as bias_grad_chunk writes it), the others are added.
+            *d = channel_sum(p, dy, chunk_range(p.batch, n_chunks, 0), first + i);
+            for c in 1..n_chunks {
+                *d += channel_sum(p, dy, chunk_range(p.batch, n_chunks, c), first + i);
             }
         }
     };
