@@ -31,15 +31,7 @@ macro_rules! k_loop {
             }};
         }
 
-        for _ in 0..kc / 4 {
-            step!(0);
-            step!(1);
-            step!(2);
-            step!(3);
-            rows = rows.map(|row| row.add(4 * a_step));
-            b = b.add(4 * b_step);
-        }
-        for _ in 0..kc % 4 {
+        for _ in 0..kc {
             step!(0);
             rows = rows.map(|row| row.add(a_step));
             b = b.add(b_step);
@@ -108,7 +100,12 @@ unsafe fn store_tile<const ROWS: usize, const VECS: usize>(
         let row = c.add(r * ldc);
         for (v, &acc_val) in acc_row.iter().enumerate() {
             let dst = row.add(8 * v);
-            let mut x = _mm256_mul_ps(alpha, acc_val);
+            // alpha == 1 (nearly every call) skips the multiply: same bits.
+            let mut x = if update.alpha == 1.0 {
+                acc_val
+            } else {
+                _mm256_mul_ps(alpha, acc_val)
+            };
             if update.beta != 0.0 {
                 x = _mm256_fmadd_ps(beta, _mm256_loadu_ps(dst), x);
             }

@@ -26,6 +26,10 @@ pub fn suits(m: usize, n: usize, k: usize) -> bool {
         || n <= DIRECT_MAX_N
 }
 
+/// The largest B (in floats) that goes through the tiles row strip by row
+/// strip: 16 KiB, half of L1, so that it stays there between row strips.
+const ROW_OUTER_MAX_B: usize = 4096;
+
 /// C = epilogue(alpha * A * B + beta * C) without packing; arguments validated
 /// by `gemm_ex`.
 #[allow(clippy::too_many_arguments)]
@@ -97,11 +101,66 @@ fn compute_tiles(
     cols: std::ops::Range<usize>,
 ) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
+    // The A operand of row strip `t`, its first row and its height.
+    let a_strip = |t: usize| {
+        let (i, mr) = (t * MR, MR.min(m - t * MR));
+        let operand = AOperand {
+            rows: std::array::from_fn(|r| a.data[(i + r.min(mr - 1)) * a.row_stride..].as_ptr()),
+            step: a.col_stride,
+            consecutive: a.row_stride == 1 && mr == MR,
+        };
+        (operand, i, mr)
+    };
+    let tile = |(a_rows, i, mr): &(AOperand, usize, usize), s: usize, b_ptr: *const f32, b_step| {
+        let j = s * NR;
+        // SAFETY: `gemm_ex` checked that A's view lies in its data and C's
+        // extent; every A row pointer is a valid row, and B rows read in
+        // place hold NR columns (nr == NR) for all k rows (the view of B was
+        // checked by `as_matref`'s owner, `MatRef`).
+        unsafe {
+            compute_tile(
+                &kernels,
+                k,
+                a_rows,
+                b_ptr,
+                b_step,
+                c.0.add(i * ldc + j),
+                ldc,
+                *mr,
+                NR.min(n - j),
+                update,
+                bias.map(|v| &v[*i..*i + *mr]),
+            );
+        }
+    };
     with_buffer(&EDGE_BUF, k * NR, |packed_strip| {
+        if b.col_stride == 1 && k * n <= ROW_OUTER_MAX_B {
+            // B's rows are contiguous and B fits in L1: every full strip is
+            // read in place and the narrow right-edge strip (if any) is packed
+            // once. Rows of tiles go outside, so that A's 6 rows and the C
+            // tile stay in L1 while all of B passes, and the A operand is
+            // set up once per row of tiles.
+            let edge = cols.clone().find(|&s| NR.min(n - s * NR) < NR);
+            if let Some(s) = edge {
+                b.pack(0, k, s * NR, n - s * NR, packed_strip);
+            }
+            for t in rows {
+                let strip = a_strip(t);
+                for s in cols.clone() {
+                    if Some(s) == edge {
+                        tile(&strip, s, packed_strip.as_ptr(), NR);
+                    } else {
+                        tile(&strip, s, b.data[s * NR..].as_ptr(), b.row_stride);
+                    }
+                }
+            }
+            return;
+        }
+        // Otherwise one B strip at a time (read in place where it can be),
+        // passed by all the row strips while it stays in L1.
         for s in cols {
             let j = s * NR;
             let nr = NR.min(n - j);
-            // B rows in place when the strip is full and its rows contiguous.
             let (b_ptr, b_step) = if nr == NR && b.col_stride == 1 {
                 (b.data[j..].as_ptr(), b.row_stride)
             } else {
@@ -109,34 +168,7 @@ fn compute_tiles(
                 (packed_strip.as_ptr(), NR)
             };
             for t in rows.clone() {
-                let i = t * MR;
-                let mr = MR.min(m - i);
-                let a_rows = AOperand {
-                    rows: std::array::from_fn(|r| {
-                        a.data[(i + r.min(mr - 1)) * a.row_stride..].as_ptr()
-                    }),
-                    step: a.col_stride,
-                    consecutive: a.row_stride == 1 && mr == MR,
-                };
-                // SAFETY: `gemm_ex` checked that A's view lies in its data and
-                // C's extent; every A row pointer is a valid row, and B rows
-                // read in place hold NR columns (nr == NR) for all k rows (the
-                // view of B was checked by `as_matref`'s owner, `MatRef`).
-                unsafe {
-                    compute_tile(
-                        &kernels,
-                        k,
-                        &a_rows,
-                        b_ptr,
-                        b_step,
-                        c.0.add(i * ldc + j),
-                        ldc,
-                        mr,
-                        nr,
-                        update,
-                        bias.map(|v| &v[i..i + mr]),
-                    );
-                }
+                tile(&a_strip(t), s, b_ptr, b_step);
             }
         }
     });

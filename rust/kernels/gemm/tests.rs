@@ -248,7 +248,15 @@ fn serial_and_parallel_are_bitwise_equal() {
 
 #[test]
 fn alpha_beta_ldc_and_epilogue() {
-    let (m, n, k, ldc) = (9, 19, 300, 23);
+    // Direct path with narrow edges; direct and packed paths with full-width
+    // bottom-edge tiles (m = 6q + 4, n a multiple of NR), which the AVX2 edge
+    // kernels compute in C itself.
+    for (m, n, k, ldc) in [(9, 19, 300, 23), (64, 48, 70, 50), (100, 160, 600, 170)] {
+        check_alpha_beta_ldc_and_epilogue(m, n, k, ldc);
+    }
+}
+
+fn check_alpha_beta_ldc_and_epilogue(m: usize, n: usize, k: usize, ldc: usize) {
     let a_data = values(m * k, 5);
     let b_data = values(k * n, 6);
     let bias = values(m, 7);

@@ -58,10 +58,13 @@ pub type MicroKernel = unsafe fn(
 
 /// The micro-kernels of one path: `full` for MR x NR tiles, `edge[mr - 1][v]`
 /// for edge tiles of `mr` rows and at most `8 * (v + 1)` columns.
+/// `edge_rows_only`: the edge kernels read and write only their `mr` rows of
+/// C (the AVX2 ones), so a full-width edge tile can be computed in C itself.
 #[derive(Clone, Copy)]
 pub struct Kernels {
     pub full: MicroKernel,
     pub edge: [[MicroKernel; 2]; MR],
+    pub edge_rows_only: bool,
 }
 
 impl Kernels {
@@ -82,6 +85,7 @@ impl Kernels {
         Kernels {
             full: k,
             edge: [[k; 2]; MR],
+            edge_rows_only: false,
         }
     }
 
@@ -99,6 +103,7 @@ impl Kernels {
                 [kernel_edge::<5, 1>, kernel_edge::<5, 2>],
                 [kernel_edge::<6, 1>, kernel_6x16],
             ],
+            edge_rows_only: true,
         }
     }
 }
@@ -131,6 +136,18 @@ pub unsafe fn compute_tile(
         (kernels.full)(kc, a, b, b_step, c, ldc, update, bias);
         return;
     }
+    let kernel = kernels.edge[mr - 1][usize::from(nr > NR / 2)];
+    let mut local_bias = [0.0f32; MR];
+    if let Some(v) = bias {
+        local_bias[..mr].copy_from_slice(&v[..mr]);
+    }
+    let local_bias = bias.map(|_| &local_bias);
+    if nr == NR && kernels.edge_rows_only {
+        // A bottom-edge tile of full width whose kernel reads and writes
+        // only its `mr` rows: it can work on C itself.
+        kernel(kc, a, b, b_step, c, ldc, update, local_bias);
+        return;
+    }
     let mut tile = [0.0f32; MR * NR];
     if update.beta != 0.0 {
         for r in 0..mr {
@@ -138,12 +155,6 @@ pub unsafe fn compute_tile(
             tile[r * NR..r * NR + nr].copy_from_slice(src);
         }
     }
-    let mut local_bias = [0.0f32; MR];
-    if let Some(v) = bias {
-        local_bias[..mr].copy_from_slice(&v[..mr]);
-    }
-    let local_bias = bias.map(|_| &local_bias);
-    let kernel = kernels.edge[mr - 1][usize::from(nr > NR / 2)];
     kernel(kc, a, b, b_step, tile.as_mut_ptr(), NR, update, local_bias);
     for r in 0..mr {
         let dst = std::slice::from_raw_parts_mut(c.add(r * ldc), nr);
