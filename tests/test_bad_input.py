@@ -261,7 +261,7 @@ CASES = [
         "gemm out aliases a",
         E.LayoutError,
         lambda: (lambda a: c.gemm(a, f32(2, 2), out=a))(f32(2, 2)),
-        ["gemm", "`out`"],
+        ["gemm", "`out`", "borrowed"],
     ),
     # conv2d
     (

@@ -60,7 +60,7 @@ fn checked<'py, T: Element>(
 
 fn borrow_error(op: &str, name: &str) -> PyErr {
     KernelError::Layout(format!(
-        "{op}: argument `{name}` is already borrowed for writing (the same array passed twice, or written by another call right now)"
+        "{op}: argument `{name}` is already borrowed: the same array (or a view of it) is passed twice, or another call is using it right now"
     ))
     .into()
 }

@@ -1,6 +1,6 @@
 //! `gemm`: the matrix multiply behind Linear layers and `Tensor.matmul`.
 
-use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArrayMethods};
+use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use super::arrays::{f32_in, f32_inout, new_array};
@@ -53,7 +53,9 @@ pub fn gemm<'py>(
             .into());
         }
     }
-    let out_arr: Bound<'py, PyArrayDyn<f32>> = match out {
+    // `out` is validated and borrowed for writing once; a new output array
+    // cannot be borrowed by anyone else yet.
+    let (out_arr, mut rw) = match out {
         Some(o) => {
             let rw = f32_inout(OP, "out", o, Some(2))?;
             if rw.shape() != [m, n] {
@@ -63,8 +65,7 @@ pub fn gemm<'py>(
                 ))
                 .into());
             }
-            drop(rw);
-            o.cast::<PyArrayDyn<f32>>()?.clone()
+            (o.clone(), rw)
         }
         None if beta != 0.0 => {
             return Err(KernelError::Argument(format!(
@@ -72,14 +73,17 @@ pub fn gemm<'py>(
             ))
             .into())
         }
-        None => new_array::<f32>(py, OP, "output", &[m, n])?,
+        None => {
+            let arr = new_array::<f32>(py, OP, "output", &[m, n])?;
+            let rw = arr.try_readwrite().map_err(|_| {
+                PyErr::from(KernelError::Layout(format!(
+                    "{OP}: the new output array is in use elsewhere"
+                )))
+            })?;
+            (arr.into_any(), rw)
+        }
     };
     {
-        let mut rw = out_arr.try_readwrite().map_err(|_| {
-            PyErr::from(KernelError::Layout(format!(
-                "{OP}: `out` is also an input or is in use elsewhere"
-            )))
-        })?;
         let c = rw.as_slice_mut()?;
         let bias = bias_arr.as_ref().map(|b| b.as_slice()).transpose()?;
         py.detach(|| {
@@ -92,5 +96,6 @@ pub fn gemm<'py>(
             }
         });
     }
-    Ok(out_arr.into_any())
+    drop(rw);
+    Ok(out_arr)
 }
