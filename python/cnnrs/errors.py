@@ -23,7 +23,7 @@ class DTypeError(CnnrsError, TypeError):
 
 
 class LayoutError(CnnrsError, ValueError):
-    """An array that is not C-contiguous, read-only, or already borrowed (passed twice, or in use by another call)."""
+    """An array that is not C-contiguous, read-only, or already borrowed (passed twice, or in use)."""
 
 
 class SizeOverflowError(CnnrsError, ValueError):
