@@ -56,6 +56,10 @@ pub struct ChannelStats<'a> {
 /// AVX2) keep the adds' latency hidden. Fixed order, so deterministic.
 const LANES: usize = 16;
 
+const SUM_X: u8 = 0b0001;
+const SUM_SQ_DEV: u8 = 0b0010;
+const SUM_G_AND_G_DEV: u8 = 0b1100;
+
 /// Adds the lanes in a fixed pairwise order.
 #[inline(always)]
 fn reduce(acc: [f64; LANES]) -> f64 {
@@ -70,51 +74,77 @@ fn reduce(acc: [f64; LANES]) -> f64 {
     v[0]
 }
 
-/// (sum of x, sum of (x - centre)^2, sum of g, sum of g * (x - centre)): the
-/// four sums the passes need, each only when asked (`WANT` bits), so that one
-/// generic body serves both the plain and the AVX2 compilation.
+/// The gradient reaching the batch norm's output at `i`: `g[i]`, or with
+/// `RELU`, `g[i]` through the ReLU whose output is `y` (the values of the
+/// ReLU backward kernel, so fusing it changes no bit).
 #[inline(always)]
-fn sums_generic<const WANT: u8>(x: &[f32], g: &[f32], centre: f64) -> [f64; 4] {
-    let mut acc = [[0.0f64; LANES]; 4];
-    let n = x.len() / LANES * LANES;
-    for (i, xs) in x[..n].chunks_exact(LANES).enumerate() {
-        let gs = if WANT & 0b1100 != 0 {
-            &g[i * LANES..][..LANES]
-        } else {
-            xs
-        };
-        for l in 0..LANES {
-            let (xv, d) = (xs[l] as f64, xs[l] as f64 - centre);
-            if WANT & 0b0001 != 0 {
-                acc[0][l] += xv;
-            }
-            if WANT & 0b0010 != 0 {
-                acc[1][l] += d * d;
-            }
-            if WANT & 0b0100 != 0 {
-                acc[2][l] += gs[l] as f64;
-            }
-            if WANT & 0b1000 != 0 {
-                acc[3][l] += gs[l] as f64 * d;
-            }
-        }
+fn g_at<const RELU: bool>(g: &[f32], y: &[f32], i: usize) -> f32 {
+    if RELU {
+        relu_grad(g[i], y[i])
+    } else {
+        g[i]
     }
-    // The tail in its own sums, added last: the AVX2 version does the same.
+}
+
+/// Adds element `i`'s terms to `acc`: x, (x - centre)^2, g, g * (x - centre),
+/// each only when `WANT` asks for it.
+#[inline(always)]
+fn add_terms<const WANT: u8, const RELU: bool>(
+    acc: &mut [&mut f64; 4],
+    x: &[f32],
+    g: &[f32],
+    y: &[f32],
+    i: usize,
+    centre: f64,
+) {
+    let (xv, d) = (x[i] as f64, x[i] as f64 - centre);
+    if WANT & SUM_X != 0 {
+        *acc[0] += xv;
+    }
+    if WANT & SUM_SQ_DEV != 0 {
+        *acc[1] += d * d;
+    }
+    if WANT & SUM_G_AND_G_DEV != 0 {
+        let gv = g_at::<RELU>(g, y, i) as f64;
+        *acc[2] += gv;
+        *acc[3] += gv * d;
+    }
+}
+
+/// The sums of channel `c` over all its runs: (sum of x, sum of
+/// (x - centre)^2, sum of g, sum of g * (x - centre)), each only when
+/// `WANT` asks. Element `i` of a run's full LANES-blocks goes to lane
+/// `i % LANES` of each sum, the rest of the run (`inner % LANES` elements)
+/// to one tail sum; the lanes are kept across runs (a reduction per run cost
+/// more than the run itself on 8x8 planes) and reduced once, the tail added
+/// last. The AVX2 build does exactly this, so it gives the same bits.
+/// `g` and `y` are read only when asked for (`y` only with `RELU`).
+#[inline(always)]
+fn channel_sums_generic<const WANT: u8, const RELU: bool>(
+    shape: &NormShape,
+    c: usize,
+    x: &[f32],
+    g: &[f32],
+    y: &[f32],
+    centre: f64,
+) -> [f64; 4] {
+    let mut lanes = [[0.0f64; LANES]; 4];
     let mut tail = [0.0f64; 4];
-    for i in n..x.len() {
-        let (xv, d) = (x[i] as f64, x[i] as f64 - centre);
-        if WANT & SUM_X != 0 {
-            tail[0] += xv;
+    let full = shape.inner / LANES * LANES;
+    for r in shape.runs(c) {
+        for block in (r.start..r.start + full).step_by(LANES) {
+            for l in 0..LANES {
+                let [s0, s1, s2, s3] = &mut lanes;
+                let mut acc = [&mut s0[l], &mut s1[l], &mut s2[l], &mut s3[l]];
+                add_terms::<WANT, RELU>(&mut acc, x, g, y, block + l, centre);
+            }
         }
-        if WANT & SUM_SQ_DEV != 0 {
-            tail[1] += d * d;
-        }
-        if WANT & SUM_G_AND_G_DEV != 0 {
-            tail[2] += g[i] as f64;
-            tail[3] += g[i] as f64 * d;
+        for i in r.start + full..r.end {
+            let [t0, t1, t2, t3] = &mut tail;
+            add_terms::<WANT, RELU>(&mut [t0, t1, t2, t3], x, g, y, i, centre);
         }
     }
-    let mut out = acc.map(reduce);
+    let mut out = lanes.map(reduce);
     for (o, t) in out.iter_mut().zip(tail) {
         *o += t;
     }
@@ -124,27 +154,54 @@ fn sums_generic<const WANT: u8>(x: &[f32], g: &[f32], centre: f64) -> [f64; 4] {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(clippy::needless_range_loop)] // q indexes four accumulator arrays and the load offset
-unsafe fn sums_avx2<const WANT: u8>(x: &[f32], g: &[f32], centre: f64) -> [f64; 4] {
+unsafe fn channel_sums_avx2<const WANT: u8, const RELU: bool>(
+    shape: &NormShape,
+    c: usize,
+    x: &[f32],
+    g: &[f32],
+    y: &[f32],
+    centre: f64,
+) -> [f64; 4] {
     use std::arch::x86_64::*;
-    let n = x.len() / LANES * LANES;
-    let c = _mm256_set1_pd(centre);
+    let centre_v = _mm256_set1_pd(centre);
+    let zero = _mm_setzero_ps();
     let mut acc = [[_mm256_setzero_pd(); LANES / 4]; 4];
-    for i in (0..n).step_by(LANES) {
-        for q in 0..LANES / 4 {
-            // SAFETY: i + 4q + 4 <= n <= x.len() (and g.len() when g is read).
-            let xv = _mm256_cvtps_pd(_mm_loadu_ps(x.as_ptr().add(i + 4 * q)));
-            let d = _mm256_sub_pd(xv, c);
-            if WANT & SUM_X != 0 {
-                acc[0][q] = _mm256_add_pd(acc[0][q], xv);
+    let mut tail = [0.0f64; 4];
+    let full = shape.inner / LANES * LANES;
+    assert!(shape.len() <= x.len());
+    if WANT & SUM_G_AND_G_DEV != 0 {
+        assert!(shape.len() <= g.len() && (!RELU || shape.len() <= y.len()));
+    }
+    for r in shape.runs(c) {
+        for i in (r.start..r.start + full).step_by(LANES) {
+            for q in 0..LANES / 4 {
+                // SAFETY: i + 4q + 4 <= the run's end <= shape.len(), asserted
+                // above to be within x (and g, y when they are read).
+                let at = i + 4 * q;
+                let xv = _mm256_cvtps_pd(_mm_loadu_ps(x.as_ptr().add(at)));
+                let d = _mm256_sub_pd(xv, centre_v);
+                if WANT & SUM_X != 0 {
+                    acc[0][q] = _mm256_add_pd(acc[0][q], xv);
+                }
+                if WANT & SUM_SQ_DEV != 0 {
+                    acc[1][q] = _mm256_add_pd(acc[1][q], _mm256_mul_pd(d, d));
+                }
+                if WANT & SUM_G_AND_G_DEV != 0 {
+                    let mut g4 = _mm_loadu_ps(g.as_ptr().add(at));
+                    if RELU {
+                        // relu_grad: 0 where y <= 0 (not where y is NaN).
+                        let off = _mm_cmp_ps::<_CMP_LE_OQ>(_mm_loadu_ps(y.as_ptr().add(at)), zero);
+                        g4 = _mm_andnot_ps(off, g4);
+                    }
+                    let gv = _mm256_cvtps_pd(g4);
+                    acc[2][q] = _mm256_add_pd(acc[2][q], gv);
+                    acc[3][q] = _mm256_add_pd(acc[3][q], _mm256_mul_pd(gv, d));
+                }
             }
-            if WANT & SUM_SQ_DEV != 0 {
-                acc[1][q] = _mm256_add_pd(acc[1][q], _mm256_mul_pd(d, d));
-            }
-            if WANT & SUM_G_AND_G_DEV != 0 {
-                let gv = _mm256_cvtps_pd(_mm_loadu_ps(g.as_ptr().add(i + 4 * q)));
-                acc[2][q] = _mm256_add_pd(acc[2][q], gv);
-                acc[3][q] = _mm256_add_pd(acc[3][q], _mm256_mul_pd(gv, d));
-            }
+        }
+        for i in r.start + full..r.end {
+            let [t0, t1, t2, t3] = &mut tail;
+            add_terms::<WANT, RELU>(&mut [t0, t1, t2, t3], x, g, y, i, centre);
         }
     }
     let mut out = [0.0; 4];
@@ -155,95 +212,137 @@ unsafe fn sums_avx2<const WANT: u8>(x: &[f32], g: &[f32], centre: f64) -> [f64; 
         }
         *o = reduce(lanes);
     }
-    let tail = sums_generic::<WANT>(
-        &x[n..],
-        if WANT & SUM_G_AND_G_DEV != 0 {
-            &g[n..]
-        } else {
-            &[]
-        },
-        centre,
-    );
     for (o, t) in out.iter_mut().zip(tail) {
         *o += t;
     }
     out
 }
 
-/// `sums_generic`, compiled for AVX2 when the CPU has it. Both compilations
-/// do the same f64 operations in the same order (Rust never fuses a multiply
-/// and an add on its own), so they give the same bits.
-fn sums<const WANT: u8>(x: &[f32], g: &[f32], centre: f64) -> [f64; 4] {
+/// `channel_sums_generic`, run by the AVX2 build when the CPU has AVX2 (same
+/// f64 operations in the same order: Rust never fuses a multiply and an add
+/// on its own, so the same bits).
+fn channel_sums<const WANT: u8, const RELU: bool>(
+    shape: &NormShape,
+    c: usize,
+    x: &[f32],
+    g: &[f32],
+    y: &[f32],
+    centre: f64,
+) -> [f64; 4] {
     #[cfg(target_arch = "x86_64")]
     if simd::use_avx2_fma() {
         // SAFETY: the CPU has AVX2 (checked at run time).
-        return unsafe { sums_avx2::<WANT>(x, g, centre) };
+        return unsafe { channel_sums_avx2::<WANT, RELU>(shape, c, x, g, y, centre) };
     }
-    sums_generic::<WANT>(x, g, centre)
+    channel_sums_generic::<WANT, RELU>(shape, c, x, g, y, centre)
 }
 
-/// dst = src * scale + shift (the forward's write pass), then ReLU if `RELU`
-/// (the values of the ReLU kernel: fused, the output is the same bits).
+/// The forward's write pass over channel `c`: y = x * scale + shift, then
+/// ReLU if `RELU` (the values of the ReLU kernel: fused, the same bits).
 #[inline(always)]
-fn affine_generic<const RELU: bool>(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
-    for (o, &v) in dst.iter_mut().zip(src) {
-        let y = v * scale + shift;
-        *o = if RELU { relu(y) } else { y };
+fn channel_affine_generic<const RELU: bool>(
+    shape: &NormShape,
+    c: usize,
+    out: OutPtr,
+    x: &[f32],
+    scale: f32,
+    shift: f32,
+) {
+    for r in shape.runs(c) {
+        // SAFETY: the runs of channel `c` belong to this task alone.
+        let dst = unsafe { out.run(r.clone()) };
+        for (o, &v) in dst.iter_mut().zip(&x[r]) {
+            let y = v * scale + shift;
+            *o = if RELU { relu(y) } else { y };
+        }
     }
 }
 
-/// dst = g * scale + ((x - mean) * k_x + k_0) (the backward's write pass).
+/// The backward's write pass over channel `c`:
+/// gx = g * scale + ((x - mean) * k_x + k_0), `g` through the ReLU if `RELU`.
 #[inline(always)]
-fn grad_generic(dst: &mut [f32], g: &[f32], x: &[f32], [scale, mean, k_x, k_0]: [f32; 4]) {
-    for ((o, &gv), &xv) in dst.iter_mut().zip(g).zip(x) {
-        *o = gv * scale + ((xv - mean) * k_x + k_0);
+#[allow(clippy::too_many_arguments)]
+fn channel_grad_generic<const RELU: bool>(
+    shape: &NormShape,
+    c: usize,
+    out: OutPtr,
+    g: &[f32],
+    x: &[f32],
+    y: &[f32],
+    [scale, mean, k_x, k_0]: [f32; 4],
+) {
+    for r in shape.runs(c) {
+        // SAFETY: the runs of channel `c` belong to this task alone.
+        let dst = unsafe { out.run(r.clone()) };
+        for (o, i) in dst.iter_mut().zip(r) {
+            *o = g_at::<RELU>(g, y, i) * scale + ((x[i] - mean) * k_x + k_0);
+        }
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn affine_avx2<const RELU: bool>(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
-    affine_generic::<RELU>(dst, src, scale, shift)
+unsafe fn channel_affine_avx2<const RELU: bool>(
+    shape: &NormShape,
+    c: usize,
+    out: OutPtr,
+    x: &[f32],
+    scale: f32,
+    shift: f32,
+) {
+    channel_affine_generic::<RELU>(shape, c, out, x, scale, shift)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn grad_avx2(dst: &mut [f32], g: &[f32], x: &[f32], k: [f32; 4]) {
-    grad_generic(dst, g, x, k)
+#[allow(clippy::too_many_arguments)]
+unsafe fn channel_grad_avx2<const RELU: bool>(
+    shape: &NormShape,
+    c: usize,
+    out: OutPtr,
+    g: &[f32],
+    x: &[f32],
+    y: &[f32],
+    k: [f32; 4],
+) {
+    channel_grad_generic::<RELU>(shape, c, out, g, x, y, k)
 }
 
 /// The write passes, compiled for AVX2 when the CPU has it (8 lanes instead
 /// of 4; the same element-wise operations, so the same bits).
-fn affine<const RELU: bool>(dst: &mut [f32], src: &[f32], scale: f32, shift: f32) {
+fn channel_affine<const RELU: bool>(
+    shape: &NormShape,
+    c: usize,
+    out: OutPtr,
+    x: &[f32],
+    scale: f32,
+    shift: f32,
+) {
     #[cfg(target_arch = "x86_64")]
     if simd::use_avx2_fma() {
         // SAFETY: the CPU has AVX2 (checked at run time).
-        return unsafe { affine_avx2::<RELU>(dst, src, scale, shift) };
+        return unsafe { channel_affine_avx2::<RELU>(shape, c, out, x, scale, shift) };
     }
-    affine_generic::<RELU>(dst, src, scale, shift)
+    channel_affine_generic::<RELU>(shape, c, out, x, scale, shift)
 }
 
-/// `g` seen through a ReLU whose output is `relu_out` (None: no ReLU): the
-/// values of the ReLU backward kernel, written to `buf` when there is one.
-fn through_relu<'a>(g: &'a [f32], relu_out: Option<&[f32]>, buf: &'a mut Vec<f32>) -> &'a [f32] {
-    let Some(y) = relu_out else { return g };
-    buf.clear();
-    buf.extend(g.iter().zip(y).map(|(&gv, &yv)| relu_grad(gv, yv)));
-    buf
-}
-
-fn grad(dst: &mut [f32], g: &[f32], x: &[f32], k: [f32; 4]) {
+#[allow(clippy::too_many_arguments)]
+fn channel_grad<const RELU: bool>(
+    shape: &NormShape,
+    c: usize,
+    out: OutPtr,
+    g: &[f32],
+    x: &[f32],
+    y: &[f32],
+    k: [f32; 4],
+) {
     #[cfg(target_arch = "x86_64")]
     if simd::use_avx2_fma() {
         // SAFETY: the CPU has AVX2 (checked at run time).
-        return unsafe { grad_avx2(dst, g, x, k) };
+        return unsafe { channel_grad_avx2::<RELU>(shape, c, out, g, x, y, k) };
     }
-    grad_generic(dst, g, x, k)
+    channel_grad_generic::<RELU>(shape, c, out, g, x, y, k)
 }
-
-const SUM_X: u8 = 0b0001;
-const SUM_SQ_DEV: u8 = 0b0010;
-const SUM_G_AND_G_DEV: u8 = 0b1100;
 
 /// Runs `per_channel(c)` for every channel, on the pool when the array is
 /// large. Each channel is computed by one thread in a fixed order, so the
@@ -307,30 +406,19 @@ pub fn batch_norm_forward(
         let (mean, var) = match given {
             Some((m, v)) => (m[c], v[c]),
             None => {
-                let mean = shape
-                    .runs(c)
-                    .map(|r| sums::<SUM_X>(&x[r], &[], 0.0)[0])
-                    .sum::<f64>()
-                    / count;
-                let var = shape
-                    .runs(c)
-                    .map(|r| sums::<SUM_SQ_DEV>(&x[r], &[], mean)[1])
-                    .sum::<f64>()
-                    / count;
+                let mean = channel_sums::<SUM_X, false>(shape, c, x, &[], &[], 0.0)[0] / count;
+                let var =
+                    channel_sums::<SUM_SQ_DEV, false>(shape, c, x, &[], &[], mean)[1] / count;
                 (mean as f32, var as f32)
             }
         };
         let inv_std = 1.0 / (var + eps).sqrt();
         let scale = weight.map_or(inv_std, |w| inv_std * w[c]);
         let shift = bias.map_or(0.0, |b| b[c]) - mean * scale;
-        for r in shape.runs(c) {
-            // SAFETY: the runs of channel `c` belong to this task alone.
-            let dst = unsafe { out.run(r.clone()) };
-            if relu {
-                affine::<true>(dst, &x[r], scale, shift);
-            } else {
-                affine::<false>(dst, &x[r], scale, shift);
-            }
+        if relu {
+            channel_affine::<true>(shape, c, out, x, scale, shift);
+        } else {
+            channel_affine::<false>(shape, c, out, x, scale, shift);
         }
         (mean, var, inv_std)
     };
@@ -369,18 +457,14 @@ pub fn batch_norm_backward(
 ) {
     let out = gx.map(|v| OutPtr(v.as_mut_ptr()));
     let count = shape.count() as f32;
+    let y = relu_out.unwrap_or(&[]);
     let per_channel = |c: usize| {
         let m = mean[c] as f64;
-        let mut buf = Vec::new();
-        let relu_run = |r: &std::ops::Range<usize>| relu_out.map(|y| &y[r.clone()]);
-        let (sum_g, sum_g_dev) = shape
-            .runs(c)
-            .map(|r| {
-                let g_run = through_relu(&g[r.clone()], relu_run(&r), &mut buf);
-                let s = sums::<SUM_G_AND_G_DEV>(&x[r], g_run, m);
-                (s[2], s[3])
-            })
-            .fold((0.0, 0.0), |(a, b), (s, t)| (a + s, b + t));
+        let [_, _, sum_g, sum_g_dev] = if relu_out.is_some() {
+            channel_sums::<SUM_G_AND_G_DEV, true>(shape, c, x, g, y, m)
+        } else {
+            channel_sums::<SUM_G_AND_G_DEV, false>(shape, c, x, g, y, m)
+        };
         let (sum_g, sum_g_xhat) = (sum_g as f32, (sum_g_dev * inv_std[c] as f64) as f32);
         if let Some(out) = out {
             let scale = weight.map_or(inv_std[c], |w| inv_std[c] * w[c]);
@@ -393,12 +477,11 @@ pub fn batch_norm_backward(
             } else {
                 (0.0, 0.0)
             };
-            let mean = mean[c];
-            for r in shape.runs(c) {
-                // SAFETY: the runs of channel `c` belong to this task alone.
-                let dst = unsafe { out.run(r.clone()) };
-                let g_run = through_relu(&g[r.clone()], relu_run(&r), &mut buf);
-                grad(dst, g_run, &x[r], [scale, mean, k_x, k_0]);
+            let k = [scale, mean[c], k_x, k_0];
+            if relu_out.is_some() {
+                channel_grad::<true>(shape, c, out, g, x, y, k);
+            } else {
+                channel_grad::<false>(shape, c, out, g, x, y, k);
             }
         }
         (sum_g_xhat, sum_g)
