@@ -7,7 +7,8 @@
 //! batch 64) is read from cache by the passes after the first. The sums are
 //! accumulated in f64 in a fixed order per channel, so results do not depend
 //! on the thread count and the variance does not lose digits when |mean| is
-//! large against the standard deviation.
+//! large against the standard deviation (the squares are summed around one
+//! of the channel's values, in the same pass as the mean).
 
 use crate::kernels::elementwise::{relu, relu_grad};
 use crate::kernels::simd;
@@ -406,9 +407,20 @@ pub fn batch_norm_forward(
         let (mean, var) = match given {
             Some((m, v)) => (m[c], v[c]),
             None => {
-                let mean = channel_sums::<SUM_X, false>(shape, c, x, &[], &[], 0.0)[0] / count;
-                let var =
-                    channel_sums::<SUM_SQ_DEV, false>(shape, c, x, &[], &[], mean)[1] / count;
+                // One pass: the sum of x and the sum of squares around a
+                // value of the channel, K = its first element. x - K and its
+                // square are exact in f64 (24-bit inputs), and as K is one of
+                // the values, (mean - K)^2 <= count * var: the difference
+                // var = mean((x - K)^2) - (mean - K)^2 cancels at most
+                // log2(count) bits of the f64 sums' 53, where float32 keeps 24.
+                let k = x[(c * shape.inner)..].first().map_or(0.0, |&v| v as f64);
+                let [sum_x, sum_sq_dev, _, _] =
+                    channel_sums::<{ SUM_X | SUM_SQ_DEV }, false>(shape, c, x, &[], &[], k);
+                let mean = sum_x / count;
+                let var = sum_sq_dev / count - (mean - k) * (mean - k);
+                // Rounding may leave a tiny negative for a constant channel;
+                // a NaN (from a NaN input) must stay (f64::max would drop it).
+                let var = if var < 0.0 { 0.0 } else { var };
                 (mean as f32, var as f32)
             }
         };
@@ -564,6 +576,38 @@ mod tests {
         };
         batch_norm_forward(s, x, Some(w), Some(b), None, 1e-5, false, &mut y, stats);
         (y, mean, var, inv)
+    }
+
+    /// The one-pass variance (squares summed around the channel's first
+    /// value) against the f64 definition, relative to the variance itself:
+    /// data far from zero with a tiny spread, and a first value that is an
+    /// outlier (the largest possible |mean - K|).
+    #[test]
+    fn variance_is_accurate_far_from_zero_and_with_an_outlier_first() {
+        let s = shape(16, 2, 49);
+        let noise = data(s.len(), 3);
+        let mut x: Vec<f32> = noise.iter().map(|v| 1.0e4 + v * 1.0e-2).collect();
+        for r in s.runs(1) {
+            for i in r {
+                x[i] = noise[i] * 1.0e-3;
+            }
+        }
+        x[s.inner] = 1.0e4; // channel 1's first value
+        let (w, b) = (vec![1.0; 2], vec![0.0; 2]);
+        let (_, mean, var, _) = forward(&s, &x, &w, &b);
+        let (rm, rv, _) = reference(&s, &x, &w, &b, 1e-5);
+        for c in 0..2 {
+            assert!(
+                (var[c] as f64 - rv[c]).abs() <= 1e-6 * rv[c],
+                "var[{c}] {} vs {}",
+                var[c],
+                rv[c]
+            );
+            assert!(
+                (mean[c] as f64 - rm[c]).abs() <= 1e-6 * rm[c].abs(),
+                "mean[{c}]"
+            );
+        }
     }
 
     #[test]
