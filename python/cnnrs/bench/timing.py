@@ -178,7 +178,11 @@ def time_alternating(
     repetitions = settings.repetitions
     if round_s > 0 and round_s * repetitions > settings.max_case_s:
         repetitions = max(1, min(repetitions, int(settings.max_case_s // round_s)))
-    warm_calls = {name: max(1, math.ceil(WARM_AFTER_SETTLE_S / max(one_call[name], 1e-9))) for name in runs}
+    # Never more than a sample's own calls (a fast call's sample is already short).
+    warm_calls = {
+        name: min(calls[name], max(1, math.ceil(WARM_AFTER_SETTLE_S / max(one_call[name], 1e-9))))
+        for name in runs
+    }
     samples: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repetitions):
         for name, run in runs.items():
