@@ -75,6 +75,19 @@ fn reduce(acc: [f64; LANES]) -> f64 {
     v[0]
 }
 
+/// One channel's view of a call: the shape, the channel and the arrays its
+/// passes read (`g` and `y` may be empty when a pass does not read them).
+#[derive(Clone, Copy)]
+struct Channel<'a> {
+    shape: &'a NormShape,
+    c: usize,
+    x: &'a [f32],
+    /// The gradient of the output (backward only).
+    g: &'a [f32],
+    /// The forward's output when a ReLU was fused (read with `RELU` only).
+    y: &'a [f32],
+}
+
 /// The gradient reaching the batch norm's output at `i`: `g[i]`, or with
 /// `RELU`, `g[i]` through the ReLU whose output is `y` (the values of the
 /// ReLU backward kernel, so fusing it changes no bit).
@@ -121,14 +134,8 @@ fn add_terms<const WANT: u8, const RELU: bool>(
 /// last. The AVX2 build does exactly this, so it gives the same bits.
 /// `g` and `y` are read only when asked for (`y` only with `RELU`).
 #[inline(always)]
-fn channel_sums_generic<const WANT: u8, const RELU: bool>(
-    shape: &NormShape,
-    c: usize,
-    x: &[f32],
-    g: &[f32],
-    y: &[f32],
-    centre: f64,
-) -> [f64; 4] {
+fn channel_sums_generic<const WANT: u8, const RELU: bool>(ch: Channel, centre: f64) -> [f64; 4] {
+    let Channel { shape, c, x, g, y } = ch;
     let mut lanes = [[0.0f64; LANES]; 4];
     let mut tail = [0.0f64; 4];
     let full = shape.inner / LANES * LANES;
@@ -156,14 +163,11 @@ fn channel_sums_generic<const WANT: u8, const RELU: bool>(
 #[target_feature(enable = "avx2")]
 #[allow(clippy::needless_range_loop)] // q indexes four accumulator arrays and the load offset
 unsafe fn channel_sums_avx2<const WANT: u8, const RELU: bool>(
-    shape: &NormShape,
-    c: usize,
-    x: &[f32],
-    g: &[f32],
-    y: &[f32],
+    ch: Channel,
     centre: f64,
 ) -> [f64; 4] {
     use std::arch::x86_64::*;
+    let Channel { shape, c, x, g, y } = ch;
     let centre_v = _mm256_set1_pd(centre);
     let zero = _mm_setzero_ps();
     let mut acc = [[_mm256_setzero_pd(); LANES / 4]; 4];
@@ -222,33 +226,20 @@ unsafe fn channel_sums_avx2<const WANT: u8, const RELU: bool>(
 /// `channel_sums_generic`, run by the AVX2 build when the CPU has AVX2 (same
 /// f64 operations in the same order: Rust never fuses a multiply and an add
 /// on its own, so the same bits).
-fn channel_sums<const WANT: u8, const RELU: bool>(
-    shape: &NormShape,
-    c: usize,
-    x: &[f32],
-    g: &[f32],
-    y: &[f32],
-    centre: f64,
-) -> [f64; 4] {
+fn channel_sums<const WANT: u8, const RELU: bool>(ch: Channel, centre: f64) -> [f64; 4] {
     #[cfg(target_arch = "x86_64")]
     if simd::use_avx2_fma() {
         // SAFETY: the CPU has AVX2 (checked at run time).
-        return unsafe { channel_sums_avx2::<WANT, RELU>(shape, c, x, g, y, centre) };
+        return unsafe { channel_sums_avx2::<WANT, RELU>(ch, centre) };
     }
-    channel_sums_generic::<WANT, RELU>(shape, c, x, g, y, centre)
+    channel_sums_generic::<WANT, RELU>(ch, centre)
 }
 
 /// The forward's write pass over channel `c`: y = x * scale + shift, then
 /// ReLU if `RELU` (the values of the ReLU kernel: fused, the same bits).
 #[inline(always)]
-fn channel_affine_generic<const RELU: bool>(
-    shape: &NormShape,
-    c: usize,
-    out: OutPtr,
-    x: &[f32],
-    scale: f32,
-    shift: f32,
-) {
+fn channel_affine_generic<const RELU: bool>(ch: Channel, out: OutPtr, scale: f32, shift: f32) {
+    let Channel { shape, c, x, .. } = ch;
     for r in shape.runs(c) {
         // SAFETY: the runs of channel `c` belong to this task alone.
         let dst = unsafe { out.run(r.clone()) };
@@ -262,16 +253,12 @@ fn channel_affine_generic<const RELU: bool>(
 /// The backward's write pass over channel `c`:
 /// gx = g * scale + ((x - mean) * k_x + k_0), `g` through the ReLU if `RELU`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn channel_grad_generic<const RELU: bool>(
-    shape: &NormShape,
-    c: usize,
+    ch: Channel,
     out: OutPtr,
-    g: &[f32],
-    x: &[f32],
-    y: &[f32],
     [scale, mean, k_x, k_0]: [f32; 4],
 ) {
+    let Channel { shape, c, x, g, y } = ch;
     for r in shape.runs(c) {
         // SAFETY: the runs of channel `c` belong to this task alone.
         let dst = unsafe { out.run(r.clone()) };
@@ -283,66 +270,34 @@ fn channel_grad_generic<const RELU: bool>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn channel_affine_avx2<const RELU: bool>(
-    shape: &NormShape,
-    c: usize,
-    out: OutPtr,
-    x: &[f32],
-    scale: f32,
-    shift: f32,
-) {
-    channel_affine_generic::<RELU>(shape, c, out, x, scale, shift)
+unsafe fn channel_affine_avx2<const RELU: bool>(ch: Channel, out: OutPtr, scale: f32, shift: f32) {
+    channel_affine_generic::<RELU>(ch, out, scale, shift)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn channel_grad_avx2<const RELU: bool>(
-    shape: &NormShape,
-    c: usize,
-    out: OutPtr,
-    g: &[f32],
-    x: &[f32],
-    y: &[f32],
-    k: [f32; 4],
-) {
-    channel_grad_generic::<RELU>(shape, c, out, g, x, y, k)
+unsafe fn channel_grad_avx2<const RELU: bool>(ch: Channel, out: OutPtr, k: [f32; 4]) {
+    channel_grad_generic::<RELU>(ch, out, k)
 }
 
 /// The write passes, compiled for AVX2 when the CPU has it (8 lanes instead
 /// of 4; the same element-wise operations, so the same bits).
-fn channel_affine<const RELU: bool>(
-    shape: &NormShape,
-    c: usize,
-    out: OutPtr,
-    x: &[f32],
-    scale: f32,
-    shift: f32,
-) {
+fn channel_affine<const RELU: bool>(ch: Channel, out: OutPtr, scale: f32, shift: f32) {
     #[cfg(target_arch = "x86_64")]
     if simd::use_avx2_fma() {
         // SAFETY: the CPU has AVX2 (checked at run time).
-        return unsafe { channel_affine_avx2::<RELU>(shape, c, out, x, scale, shift) };
+        return unsafe { channel_affine_avx2::<RELU>(ch, out, scale, shift) };
     }
-    channel_affine_generic::<RELU>(shape, c, out, x, scale, shift)
+    channel_affine_generic::<RELU>(ch, out, scale, shift)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn channel_grad<const RELU: bool>(
-    shape: &NormShape,
-    c: usize,
-    out: OutPtr,
-    g: &[f32],
-    x: &[f32],
-    y: &[f32],
-    k: [f32; 4],
-) {
+fn channel_grad<const RELU: bool>(ch: Channel, out: OutPtr, k: [f32; 4]) {
     #[cfg(target_arch = "x86_64")]
     if simd::use_avx2_fma() {
         // SAFETY: the CPU has AVX2 (checked at run time).
-        return unsafe { channel_grad_avx2::<RELU>(shape, c, out, g, x, y, k) };
+        return unsafe { channel_grad_avx2::<RELU>(ch, out, k) };
     }
-    channel_grad_generic::<RELU>(shape, c, out, g, x, y, k)
+    channel_grad_generic::<RELU>(ch, out, k)
 }
 
 /// Runs `per_channel(c)` for every channel, on the pool when the array is
@@ -403,6 +358,13 @@ pub fn batch_norm_forward(
 ) {
     let out = OutPtr(y.as_mut_ptr());
     let count = shape.count() as f64;
+    let channel = |c| Channel {
+        shape,
+        c,
+        x,
+        g: &[],
+        y: &[],
+    };
     let per_channel = |c: usize| {
         let (mean, var) = match given {
             Some((m, v)) => (m[c], v[c]),
@@ -415,7 +377,7 @@ pub fn batch_norm_forward(
                 // log2(count) bits of the f64 sums' 53, where float32 keeps 24.
                 let k = x[(c * shape.inner)..].first().map_or(0.0, |&v| v as f64);
                 let [sum_x, sum_sq_dev, _, _] =
-                    channel_sums::<{ SUM_X | SUM_SQ_DEV }, false>(shape, c, x, &[], &[], k);
+                    channel_sums::<{ SUM_X | SUM_SQ_DEV }, false>(channel(c), k);
                 let mean = sum_x / count;
                 let var = sum_sq_dev / count - (mean - k) * (mean - k);
                 // Rounding may leave a tiny negative for a constant channel;
@@ -428,9 +390,9 @@ pub fn batch_norm_forward(
         let scale = weight.map_or(inv_std, |w| inv_std * w[c]);
         let shift = bias.map_or(0.0, |b| b[c]) - mean * scale;
         if relu {
-            channel_affine::<true>(shape, c, out, x, scale, shift);
+            channel_affine::<true>(channel(c), out, scale, shift);
         } else {
-            channel_affine::<false>(shape, c, out, x, scale, shift);
+            channel_affine::<false>(channel(c), out, scale, shift);
         }
         (mean, var, inv_std)
     };
@@ -470,12 +432,13 @@ pub fn batch_norm_backward(
     let out = gx.map(|v| OutPtr(v.as_mut_ptr()));
     let count = shape.count() as f32;
     let y = relu_out.unwrap_or(&[]);
+    let channel = |c| Channel { shape, c, x, g, y };
     let per_channel = |c: usize| {
         let m = mean[c] as f64;
         let [_, _, sum_g, sum_g_dev] = if relu_out.is_some() {
-            channel_sums::<SUM_G_AND_G_DEV, true>(shape, c, x, g, y, m)
+            channel_sums::<SUM_G_AND_G_DEV, true>(channel(c), m)
         } else {
-            channel_sums::<SUM_G_AND_G_DEV, false>(shape, c, x, g, y, m)
+            channel_sums::<SUM_G_AND_G_DEV, false>(channel(c), m)
         };
         let (sum_g, sum_g_xhat) = (sum_g as f32, (sum_g_dev * inv_std[c] as f64) as f32);
         if let Some(out) = out {
@@ -491,9 +454,9 @@ pub fn batch_norm_backward(
             };
             let k = [scale, mean[c], k_x, k_0];
             if relu_out.is_some() {
-                channel_grad::<true>(shape, c, out, g, x, y, k);
+                channel_grad::<true>(channel(c), out, k);
             } else {
-                channel_grad::<false>(shape, c, out, g, x, y, k);
+                channel_grad::<false>(channel(c), out, k);
             }
         }
         (sum_g_xhat, sum_g)
