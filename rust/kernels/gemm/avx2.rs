@@ -2,7 +2,8 @@
 //!
 //! Each k step loads one 16-float row of B (2 ymm), broadcasts the 6 values of
 //! the A column and issues 12 FMAs: 12 + 2 + 1 of the 16 ymm registers. The k
-//! loop is unrolled by 4.
+//! loop is not unrolled: unrolled by 4, the kernel alone ran at 100-104
+//! GFLOP/s at k=64 on one Zen 4 core, rolled at 112-116 (peak 117).
 
 use std::arch::x86_64::*;
 

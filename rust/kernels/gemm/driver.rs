@@ -20,7 +20,9 @@ use super::tile::{compute_tile, AOperand, Kernels, TileUpdate};
 use super::{Epilogue, MatRef};
 use crate::threading;
 
-/// K blocks are multiples of this (except the last) so the unrolled k loop has no tail.
+/// K blocks are multiples of this (except the last). Chosen when the k loop
+/// was unrolled by 4 (it no longer is); kept so that the K block boundaries,
+/// and with them the results' bits, stay as they were.
 const K_UNIT: usize = 8;
 
 /// The C pointer shared by the tasks, which write disjoint tiles.
