@@ -6,6 +6,7 @@ cnnrs / torch (> 1 means cnnrs is faster). PyTorch columns are left empty when
 torch is not installed.
 
     python benches/bench_conv.py --threads 2 --repeats 15
+    python benches/bench_conv.py --threads 2 --filter vgg_small   # vgg_small's six layers
 """
 
 import argparse
@@ -28,6 +29,13 @@ LAYERS = [
     ("lenet conv2 6->16 5x5 14x14", 64, 6, 16, 14, 5, 0, True),
     ("vgg 64->64 3x3 32x32 p1", 64, 64, 64, 32, 3, 1, True),
     ("vgg 256->256 3x3 8x8 p1", 64, 256, 256, 8, 3, 1, True),
+    # vgg_small's six layers at 32x32 input (--filter vgg_small)
+    ("vgg_small 3->16 3x3 32x32 p1", 64, 3, 16, 32, 3, 1, False),
+    ("vgg_small 16->16 3x3 32x32 p1", 64, 16, 16, 32, 3, 1, True),
+    ("vgg_small 16->32 3x3 16x16 p1", 64, 16, 32, 16, 3, 1, True),
+    ("vgg_small 32->32 3x3 16x16 p1", 64, 32, 32, 16, 3, 1, True),
+    ("vgg_small 32->64 3x3 8x8 p1", 64, 32, 64, 8, 3, 1, True),
+    ("vgg_small 64->64 3x3 8x8 p1", 64, 64, 64, 8, 3, 1, True),
 ]
 
 
