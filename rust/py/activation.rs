@@ -3,7 +3,7 @@
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{f32_in, f32_inout, i64_in, new_array};
+use super::arrays::{f32_in, f32_inout, i64_in, new_array, same_shape};
 use crate::error::KernelError;
 use crate::kernels::{elementwise, loss};
 
@@ -29,14 +29,7 @@ pub fn relu_backward<'py>(
     const OP: &str = "relu_backward";
     let dy = f32_in(OP, "grad_output", grad_output, None)?;
     let y = f32_in(OP, "output", output, None)?;
-    if dy.shape() != y.shape() {
-        return Err(KernelError::Shape(format!(
-            "{OP}: grad_output has shape {:?} but output has {:?}",
-            dy.shape(),
-            y.shape()
-        ))
-        .into());
-    }
+    same_shape(OP, "grad_output", dy.shape(), "output", y.shape())?;
     let dx = new_array::<f32>(py, OP, "grad_input", dy.shape())?;
     {
         let mut rw = dx.readwrite();

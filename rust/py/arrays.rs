@@ -148,6 +148,24 @@ pub fn new_array<'py, T: Element>(
     }
 }
 
+/// That argument `name` (shape `shape`) has the shape of `other` (`other_shape`):
+/// "op: name has shape [..] but other has [..]" otherwise.
+pub fn same_shape(
+    op: &str,
+    name: &str,
+    shape: &[usize],
+    other: &str,
+    other_shape: &[usize],
+) -> PyResult<()> {
+    if shape == other_shape {
+        return Ok(());
+    }
+    Err(KernelError::Shape(format!(
+        "{op}: {name} has shape {shape:?} but {other} has {other_shape:?}"
+    ))
+    .into())
+}
+
 /// Shape as a fixed array, e.g. NCHW.
 pub fn shape4(a: &PyReadonlyArrayDyn<'_, f32>) -> [usize; 4] {
     let s = a.shape();

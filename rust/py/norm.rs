@@ -3,7 +3,7 @@
 use numpy::{PyArrayMethods, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{f32_in, new_array};
+use super::arrays::{f32_in, new_array, same_shape};
 use crate::error::KernelError;
 use crate::kernels::norm::{self, ChannelStats, NormShape};
 
@@ -160,28 +160,14 @@ pub fn batch_norm_backward<'py>(
     const OP: &str = "batch_norm_backward";
     let g = f32_in(OP, "grad_output", grad_output, None)?;
     let xa = f32_in(OP, "x", x, None)?;
-    if g.shape() != xa.shape() {
-        return Err(KernelError::Shape(format!(
-            "{OP}: grad_output has shape {:?} but x has {:?}",
-            g.shape(),
-            xa.shape()
-        ))
-        .into());
-    }
+    same_shape(OP, "grad_output", g.shape(), "x", xa.shape())?;
     let shape = norm_shape(OP, &xa)?;
     let x_shape = xa.shape().to_vec();
     let relu_out = relu_output
         .map(|y| f32_in(OP, "relu_output", y, None))
         .transpose()?;
     if let Some(y) = &relu_out {
-        if y.shape() != xa.shape() {
-            return Err(KernelError::Shape(format!(
-                "{OP}: relu_output has shape {:?} but x has {:?}",
-                y.shape(),
-                xa.shape()
-            ))
-            .into());
-        }
+        same_shape(OP, "relu_output", y.shape(), "x", xa.shape())?;
     }
     let m = channel_vec(OP, "mean", Some(mean), &x_shape)?.expect("given");
     let inv = channel_vec(OP, "inv_std", Some(inv_std), &x_shape)?.expect("given");

@@ -3,7 +3,7 @@
 use numpy::{PyArrayMethods, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use super::arrays::{f32_in, i32_in, new_array, shape4, shape_arg4, usizes};
+use super::arrays::{f32_in, i32_in, new_array, same_shape, shape4, shape_arg4, usizes};
 use crate::error::KernelError;
 use crate::kernels::pool::{self, Pool2dParams};
 
@@ -111,14 +111,7 @@ pub fn max_pool2d_backward<'py>(
         ceil_mode,
     )?;
     check_grad_shape(OP, dy.shape(), &p)?;
-    if am.shape() != dy.shape() {
-        return Err(KernelError::Shape(format!(
-            "{OP}: argmax has shape {:?} but grad_output has {:?}",
-            am.shape(),
-            dy.shape()
-        ))
-        .into());
-    }
+    same_shape(OP, "argmax", am.shape(), "grad_output", dy.shape())?;
     let ams = am.as_slice()?;
     let plane = (p.h * p.w) as i32;
     // Min and max in one branch-free pass (it vectorises), then the culprit.
