@@ -22,6 +22,13 @@ pub const MAX_THREADS: usize = 256;
 /// rayon workers costs more than tiny ops gain.
 pub const PARALLEL_MIN_FLOPS: usize = 500_000;
 
+/// At most this many private partials in a reduction split into fixed chunks
+/// (the grad-weight passes): enough to keep 16 threads busy. The chunk count
+/// must not depend on the thread count (same bits for any), so it is sized for
+/// the largest machine we measure; on 2 cores the extra partials cost little
+/// next to the reduction itself.
+pub const MAX_REDUCTION_CHUNKS: usize = 16;
+
 fn slot() -> &'static RwLock<Arc<ThreadPool>> {
     static POOL: OnceLock<RwLock<Arc<ThreadPool>>> = OnceLock::new();
     POOL.get_or_init(|| RwLock::new(Arc::new(build_pool(default_num_threads()))))

@@ -306,7 +306,8 @@ def restore_runtime():
 @pytest.mark.parametrize("case", BIG_CASES, ids=repr)
 def test_bitwise_identical_for_any_thread_count(case, restore_runtime):
     results = []
-    for threads in (1, 2, 3):
+    # 8: more threads than the grad weight's batch chunks (nested parallel steps).
+    for threads in (1, 2, 3, 8):
         _cnnrs.set_num_threads(threads)
         _, y, grads = run_all(case, seed=11, relu=True)
         results.append((y,) + grads)

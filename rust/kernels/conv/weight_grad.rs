@@ -17,8 +17,6 @@ use crate::threading;
 /// (their per-image GEMMs are large enough to split well, and big partials
 /// would cost more memory traffic than they save).
 const PARTIALS_BUDGET: usize = 1 << 20;
-/// At most this many batch chunks (enough to keep 8 threads busy).
-const MAX_CHUNKS: usize = 8;
 /// Images whose output planes are smaller than this are concatenated along the
 /// GEMM's reduction, so that each GEMM call reduces over at least this many
 /// pixels: every GEMM reads and writes all of dW once per K block, so a
@@ -184,7 +182,7 @@ fn weight_grad_chunk(
 pub(super) fn batch_chunks(p: &Conv2dParams) -> usize {
     let part_len = p.c_out * p.k_size() + p.c_out;
     p.batch
-        .min(MAX_CHUNKS)
+        .min(threading::MAX_REDUCTION_CHUNKS)
         .min((PARTIALS_BUDGET / part_len).max(1))
 }
 

@@ -82,8 +82,6 @@ const WEIGHT_GRAD_BLOCK_TILES: usize = 512;
 /// At most this many floats of private dU partials in the grad-weight pass
 /// (4 MiB): layers with few channels reduce chunks of blocks side by side.
 const PARTIALS_BUDGET: usize = 1 << 20;
-/// At most this many chunks (enough to keep 8 threads busy).
-const MAX_CHUNKS: usize = 8;
 
 static ENABLED: OnceLock<AtomicBool> = OnceLock::new();
 
@@ -307,7 +305,9 @@ pub fn weight_grad(p: &Conv2dParams, x: &[f32], dy: &[f32], dw: &mut [f32]) {
     let nb_max = per_block * t.per_image;
     let (v_len, dz_len) = (c_in * POINTS * nb_max, c_out * POINTS * nb_max);
     let du_len = POINTS * c_out * c_in;
-    let chunks = (PARTIALS_BUDGET / du_len).clamp(1, MAX_CHUNKS).min(blocks);
+    let chunks = (PARTIALS_BUDGET / du_len)
+        .clamp(1, threading::MAX_REDUCTION_CHUNKS)
+        .min(blocks);
     let accumulate = |block_range: Range<usize>, du: &mut [f32], parallel: bool| {
         with_block_buf(v_len + dz_len, |buf| {
             let (v, dz) = buf.split_at_mut(v_len);
@@ -331,9 +331,16 @@ pub fn weight_grad(p: &Conv2dParams, x: &[f32], dy: &[f32], dw: &mut [f32]) {
         WEIGHT_BUF.set(du);
         return;
     }
+    // Fewer chunks than threads (large images: few blocks): each chunk's
+    // steps also go on the pool, so that all threads have work.
+    let inner_parallel = parallel && chunks < threading::num_threads();
     let mut partials = vec![0.0; chunks * du_len];
     over_chunks(parallel, &mut partials, du_len, |c, du_c, _| {
-        accumulate(c * blocks / chunks..(c + 1) * blocks / chunks, du_c, false);
+        accumulate(
+            c * blocks / chunks..(c + 1) * blocks / chunks,
+            du_c,
+            inner_parallel,
+        );
     });
     let (du, rest) = partials.split_at_mut(du_len);
     for part in rest.chunks(du_len) {
