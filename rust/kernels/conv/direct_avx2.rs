@@ -69,7 +69,7 @@ pub unsafe fn correlate(
     // write below (n_out - 1) * pixels + pixels (the last vector of a plane
     // is stored masked).
     assert!(f.sources_fit(n_src, src.len()) && out.len() >= n_out * f.out_stride);
-    assert!(w.len() >= n_out * n_src * taps && f.len % STEP == 0);
+    assert!(w.len() >= n_out * n_src * taps && f.len.is_multiple_of(STEP));
     assert!(f.out_stride <= f.len && f.len - f.out_stride < STEP);
     assert!(bias.is_none_or(|b| b.len() >= n_out));
     for block in channel_blocks(n_out, MAX_BLOCK) {
@@ -178,7 +178,7 @@ pub unsafe fn scatter(
     // Reads of src below n_src * len; read-modify-writes of dst at
     // tap(c, ky, kx) + j + 8 <= n_dst * tap_s.
     assert!(src.len() >= n_src * f.len && f.sources_fit(n_dst, dst.len()));
-    assert!(w.len() >= n_src * n_dst * taps && f.len % STEP == 0);
+    assert!(w.len() >= n_src * n_dst * taps && f.len.is_multiple_of(STEP));
     // Tap by tap over the whole plane, so consecutive read-modify-writes of
     // overlapping (shifted) vectors are far apart and do not stall on
     // store-to-load forwarding.
@@ -279,7 +279,7 @@ pub unsafe fn weight_grad(
     // of dy below (images - 1) * dy_image + n_dy * len; writes of dw below n_dy * n_x * taps.
     assert!(f.sources_fit(images * n_x, x.len()) && images > 0 && dy_image >= n_dy * f.len);
     assert!(dy.len() >= (images - 1) * dy_image + n_dy * f.len);
-    assert!(dw.len() >= n_dy * n_x * taps && f.len % 8 == 0);
+    assert!(dw.len() >= n_dy * n_x * taps && f.len.is_multiple_of(8));
     let ops = WgOperands {
         x: x.as_ptr(),
         x_image: n_x * f.tap_s,

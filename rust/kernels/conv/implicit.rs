@@ -231,7 +231,7 @@ impl PackB for PaddedIm2col<'_> {
             });
             q += len;
         }
-        if nc % NR != 0 {
+        if !nc.is_multiple_of(NR) {
             let last = &mut out[(nc / NR) * kc * NR..];
             for row in last.chunks_exact_mut(NR) {
                 row[nc % NR..].fill(0.0);
