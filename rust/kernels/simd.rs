@@ -1,4 +1,5 @@
-//! Run-time choice between the AVX2+FMA kernels and the portable fallback.
+//! Run-time choice between the AVX2+FMA kernels (plus the GEMM's AVX-512
+//! kernel where the CPU has it) and the portable fallback.
 //!
 //! Detection runs once and is cached. `set_force_fallback(true)` (or
 //! `CNNRS_FORCE_FALLBACK=1`) makes every kernel take the portable path, so tests
@@ -34,6 +35,37 @@ pub fn cpu_has_avx2_fma() -> bool {
 /// Whether kernels should take the AVX2+FMA path now.
 pub fn use_avx2_fma() -> bool {
     cpu_has_avx2_fma() && !force_flag().load(Ordering::Relaxed)
+}
+
+/// Whether this CPU has AVX-512F (cached after the first call).
+pub fn cpu_has_avx512f() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        {
+            std::is_x86_feature_detected!("avx512f")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    })
+}
+
+/// `CNNRS_AVX512=0` (read once) keeps the GEMM on its AVX2 kernels on a CPU
+/// with AVX-512, for comparisons; the results are the same bits either way.
+fn avx512_allowed() -> bool {
+    static ALLOWED: OnceLock<bool> = OnceLock::new();
+    *ALLOWED.get_or_init(|| {
+        let env = std::env::var("CNNRS_AVX512").unwrap_or_default();
+        !matches!(env.trim(), "0" | "false" | "off")
+    })
+}
+
+/// Whether the GEMM should use its AVX-512 kernel now (never when the
+/// portable fallback is forced).
+pub fn use_avx512() -> bool {
+    use_avx2_fma() && cpu_has_avx512f() && avx512_allowed()
 }
 
 pub fn set_force_fallback(force: bool) {

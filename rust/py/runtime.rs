@@ -52,10 +52,13 @@ pub fn get_winograd() -> bool {
     crate::kernels::conv::winograd_enabled()
 }
 
-/// The kernel path in use now: "avx2+fma" or "portable".
+/// The kernel path in use now: "avx512+avx2+fma" (AVX2 kernels, AVX-512 in
+/// the GEMM), "avx2+fma" or "portable".
 #[pyfunction]
 pub fn simd_path() -> &'static str {
-    if simd::use_avx2_fma() {
+    if simd::use_avx512() {
+        "avx512+avx2+fma"
+    } else if simd::use_avx2_fma() {
         "avx2+fma"
     } else {
         "portable"

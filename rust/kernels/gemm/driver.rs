@@ -105,36 +105,70 @@ struct Block<'a> {
 
 impl Block<'_> {
     /// Computes the C tiles of A strips `a_strips` x B strips `b_strips`
-    /// (strip indices relative to the packed blocks).
+    /// (strip indices relative to the packed blocks). With a pair kernel,
+    /// two full-width B strips at a time (same bits as one at a time).
     fn compute(&self, a_strips: std::ops::Range<usize>, b_strips: std::ops::Range<usize>) {
         let (kc, ldc) = (self.kc, self.ldc);
-        for s in b_strips {
+        let strip_len = kc * NR;
+        let end = self.j0 + self.nc;
+        let mut s = b_strips.start;
+        while s < b_strips.end {
             let j = self.j0 + s * NR;
-            let nr = NR.min(self.j0 + self.nc - j);
-            let b_strip = self.packed_b[s * kc * NR..(s + 1) * kc * NR].as_ptr();
+            let b_strip = self.packed_b[s * strip_len..(s + 1) * strip_len].as_ptr();
+            let pair = self
+                .kernels
+                .pair
+                .filter(|_| s + 1 < b_strips.end && j + 2 * NR <= end);
             for t in a_strips.clone() {
-                let a_strip = &self.packed_a[t * kc * MR..(t + 1) * kc * MR];
+                let a_strip = AOperand::packed(&self.packed_a[t * kc * MR..(t + 1) * kc * MR]);
                 let i = self.i0 + t * MR;
                 let mr = MR.min(self.i0 + self.mb - i);
-                // SAFETY: the strips hold kc*MR / kc*NR floats; the tile
-                // (i .. i+mr, j .. j+nr) lies inside C, whose extent
-                // `gemm_ex` checked, and no other task writes it.
+                let bias = self.bias.map(|v| &v[i..i + mr]);
+                let c = self.c.0.wrapping_add(i * ldc + j);
+                // SAFETY: the strips hold kc*MR / kc*NR floats (a pair: two
+                // strips, the second right after the first); the tiles
+                // (i .. i+mr, j .. j+nr or j+2NR) lie inside C, whose extent
+                // `gemm_ex` checked, and no other task writes them.
                 unsafe {
-                    compute_tile(
-                        &self.kernels,
-                        kc,
-                        &AOperand::packed(a_strip),
-                        b_strip,
-                        NR,
-                        self.c.0.add(i * ldc + j),
-                        ldc,
-                        mr,
-                        nr,
-                        &self.update,
-                        self.bias.map(|v| &v[i..i + mr]),
-                    );
+                    match pair {
+                        Some(kernel) if mr == MR => {
+                            let bias = bias.map(|v| <&[f32; MR]>::try_from(v).expect("MR values"));
+                            let b_next = b_strip.add(strip_len);
+                            kernel(
+                                kc,
+                                &a_strip,
+                                b_strip,
+                                b_next,
+                                NR,
+                                c,
+                                ldc,
+                                &self.update,
+                                bias,
+                            );
+                        }
+                        _ => {
+                            let tiles = if pair.is_some() { 2 } else { 1 };
+                            for q in 0..tiles {
+                                let jq = j + q * NR;
+                                compute_tile(
+                                    &self.kernels,
+                                    kc,
+                                    &a_strip,
+                                    b_strip.add(q * strip_len),
+                                    NR,
+                                    c.add(q * NR),
+                                    ldc,
+                                    mr,
+                                    NR.min(end - jq),
+                                    &self.update,
+                                    bias,
+                                );
+                            }
+                        }
+                    }
                 }
             }
+            s += if pair.is_some() { 2 } else { 1 };
         }
     }
 

@@ -56,8 +56,25 @@ pub type MicroKernel = unsafe fn(
     Option<&[f32; MR]>,
 );
 
+/// A micro-kernel for two full tiles side by side (MR x 2NR): as
+/// [`MicroKernel`], with the B rows of the left tile at `b0 + p * b_step` and
+/// those of the right one at `b1 + p * b_step`, and `c` valid for MR rows of
+/// 2 * NR floats. Gives the same bits as two calls of the path's `full`.
+pub type PairKernel = unsafe fn(
+    usize,
+    &AOperand,
+    *const f32,
+    *const f32,
+    usize,
+    *mut f32,
+    usize,
+    &TileUpdate,
+    Option<&[f32; MR]>,
+);
+
 /// The micro-kernels of one path: `full` for MR x NR tiles, `edge[mr - 1][v]`
-/// for edge tiles of `mr` rows and at most `8 * (v + 1)` columns.
+/// for edge tiles of `mr` rows and at most `8 * (v + 1)` columns, and `pair`
+/// (where the CPU has one) for two full tiles side by side.
 /// `edge_rows_only`: the edge kernels read and write only their `mr` rows of
 /// C (the AVX2 ones), so a full-width edge tile can be computed in C itself.
 #[derive(Clone, Copy)]
@@ -65,14 +82,20 @@ pub struct Kernels {
     pub full: MicroKernel,
     pub edge: [[MicroKernel; 2]; MR],
     pub edge_rows_only: bool,
+    pub pair: Option<PairKernel>,
 }
 
 impl Kernels {
-    /// The kernels for this CPU: AVX2+FMA when available and not forced off.
+    /// The kernels for this CPU: AVX-512 pairs and AVX2+FMA when available and
+    /// not switched off, else AVX2+FMA, else portable.
     pub fn select() -> Self {
         #[cfg(target_arch = "x86_64")]
         {
-            if crate::kernels::simd::use_avx2_fma() {
+            use crate::kernels::simd;
+            if simd::use_avx512() {
+                return Self::avx512();
+            }
+            if simd::use_avx2_fma() {
                 return Self::avx2();
             }
         }
@@ -86,6 +109,7 @@ impl Kernels {
             full: k,
             edge: [[k; 2]; MR],
             edge_rows_only: false,
+            pair: None,
         }
     }
 
@@ -104,6 +128,17 @@ impl Kernels {
                 [kernel_edge::<6, 1>, kernel_6x16],
             ],
             edge_rows_only: true,
+            pair: None,
+        }
+    }
+
+    /// The AVX2+FMA kernels plus the AVX-512 pair kernel; only for CPUs that
+    /// have AVX-512F (which implies AVX2 and FMA on every CPU made).
+    #[cfg(target_arch = "x86_64")]
+    pub fn avx512() -> Self {
+        Kernels {
+            pair: Some(super::avx512::kernel_6x32),
+            ..Self::avx2()
         }
     }
 }

@@ -1,0 +1,102 @@
+//! The AVX-512 micro-kernel: two neighbouring MR x NR tiles of C (6 x 32) in
+//! 12 zmm accumulators.
+//!
+//! Each k step loads one 16-float row from each of the two B strips (2 zmm),
+//! broadcasts the 6 values of the A column and issues 12 FMAs. On CPUs with
+//! two 512-bit FMA units (Intel Xeon since Skylake-SP) that is twice the
+//! AVX2 kernel's work per instruction; 12 independent accumulators cover the
+//! FMA latency (4 cycles x 2 units). On Zen 4, which splits a 512-bit FMA in
+//! two, it runs at the AVX2 kernel's rate.
+//!
+//! Every C element gets the same operations in the same order as in the AVX2
+//! kernel (one FMA per k step, then the same update), so both give the same
+//! bits: which of them a tile takes never changes a result.
+
+use std::arch::x86_64::*;
+
+use super::blocking::MR;
+use super::tile::{AOperand, TileUpdate};
+
+/// Sum over p < kc of A[r, p] * [B0[p, 0..16], B1[p, 0..16]], with A[r, p] at
+/// `rows[r] + p * a_step` and row p of strip i at `bi + p * b_step`. A macro
+/// so that each use is specialised on its (constant) steps, as in avx2.rs.
+macro_rules! k_loop_pair {
+    ($kc:expr, $rows:expr, $a_step:expr, $b0:expr, $b1:expr, $b_step:expr) => {{
+        let (kc, a_step, b_step) = ($kc, $a_step, $b_step);
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut rows: [*const f32; MR] = $rows;
+        let (mut b0, mut b1): (*const f32, *const f32) = ($b0, $b1);
+        for _ in 0..kc {
+            let v0 = _mm512_loadu_ps(b0);
+            let v1 = _mm512_loadu_ps(b1);
+            for r in 0..MR {
+                let av = _mm512_set1_ps(*rows[r]);
+                acc[r][0] = _mm512_fmadd_ps(av, v0, acc[r][0]);
+                acc[r][1] = _mm512_fmadd_ps(av, v1, acc[r][1]);
+            }
+            rows = rows.map(|row| row.add(a_step));
+            b0 = b0.add(b_step);
+            b1 = b1.add(b_step);
+        }
+        acc
+    }};
+}
+
+/// See [`super::tile::PairKernel`].
+///
+/// # Safety
+/// The CPU must support AVX-512F; the pointers as in [`super::tile::PairKernel`].
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn kernel_6x32(
+    kc: usize,
+    a: &AOperand,
+    b0: *const f32,
+    b1: *const f32,
+    b_step: usize,
+    c: *mut f32,
+    ldc: usize,
+    update: &TileUpdate,
+    bias: Option<&[f32; MR]>,
+) {
+    // The C tile is read or written only after the k loop: fetch its 12
+    // cache lines now so the misses overlap the arithmetic.
+    for r in 0..MR {
+        let row = c.add(r * ldc) as *const i8;
+        _mm_prefetch::<_MM_HINT_T0>(row);
+        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(4 * 31));
+    }
+    let acc = if a.consecutive && a.step == MR {
+        // A packed strip: one pointer, constant displacements.
+        let base = a.rows[0];
+        k_loop_pair!(kc, std::array::from_fn(|r| base.add(r)), MR, b0, b1, b_step)
+    } else {
+        k_loop_pair!(kc, a.rows, a.step, b0, b1, b_step)
+    };
+    let alpha = _mm512_set1_ps(update.alpha);
+    let beta = _mm512_set1_ps(update.beta);
+    let zero = _mm512_setzero_ps();
+    for (r, acc_row) in acc.iter().enumerate() {
+        let row = c.add(r * ldc);
+        for (v, &acc_val) in acc_row.iter().enumerate() {
+            let dst = row.add(16 * v);
+            // The same steps as avx2.rs's store_tile, hence the same bits.
+            let mut x = if update.alpha == 1.0 {
+                acc_val
+            } else {
+                _mm512_mul_ps(alpha, acc_val)
+            };
+            if update.beta != 0.0 {
+                x = _mm512_fmadd_ps(beta, _mm512_loadu_ps(dst), x);
+            }
+            if let Some(bias) = bias {
+                x = _mm512_add_ps(x, _mm512_set1_ps(bias[r]));
+            }
+            if update.relu {
+                // max returns its second operand when either is NaN: NaN stays NaN.
+                x = _mm512_max_ps(zero, x);
+            }
+            _mm512_storeu_ps(dst, x);
+        }
+    }
+}
