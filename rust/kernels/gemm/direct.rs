@@ -133,6 +133,29 @@ fn compute_tiles(
             );
         }
     };
+    // Two neighbouring full strips read in place, `b0` the left one's first
+    // row: one call of the pair kernel for a full-height row strip, else
+    // two tiles (the same bits either way).
+    let pair = |strip: &(AOperand, usize, usize), s: usize, b0: *const f32, b_step: usize| {
+        let (a_rows, i, mr) = strip;
+        match kernels.pair {
+            Some(kernel) if *mr == MR => {
+                let bias =
+                    bias.map(|v| <&[f32; MR]>::try_from(&v[*i..*i + MR]).expect("MR values"));
+                // SAFETY: as in `tile`, for the two full strips s and s + 1
+                // (columns s*NR .. s*NR + 2NR of C and of B's rows).
+                unsafe {
+                    let c_tile = c.0.add(i * ldc + s * NR);
+                    kernel(k, a_rows, b0, b0.add(NR), b_step, c_tile, ldc, update, bias);
+                }
+            }
+            _ => {
+                tile(strip, s, b0, b_step);
+                tile(strip, s + 1, b0.wrapping_add(NR), b_step);
+            }
+        }
+    };
+    let pairs = kernels.pair.is_some() && b.col_stride == 1;
     with_buffer(&EDGE_BUF, k * NR, |packed_strip| {
         if b.col_stride == 1 && k * n <= ROW_OUTER_MAX_B {
             // B's rows are contiguous and B fits in L1: every full strip is
@@ -146,21 +169,35 @@ fn compute_tiles(
             }
             for t in rows {
                 let strip = a_strip(t);
-                for s in cols.clone() {
+                let mut s = cols.start;
+                while s < cols.end {
+                    let in_place = b.data[s * NR..].as_ptr();
                     if Some(s) == edge {
                         tile(&strip, s, packed_strip.as_ptr(), NR);
+                    } else if pairs && s + 1 < cols.end && Some(s + 1) != edge {
+                        pair(&strip, s, in_place, b.row_stride);
+                        s += 1;
                     } else {
-                        tile(&strip, s, b.data[s * NR..].as_ptr(), b.row_stride);
+                        tile(&strip, s, in_place, b.row_stride);
                     }
+                    s += 1;
                 }
             }
             return;
         }
-        // Otherwise one B strip at a time (read in place where it can be),
-        // passed by all the row strips while it stays in L1.
-        for s in cols {
+        // Otherwise one B strip (or a pair) at a time (read in place where it
+        // can be), passed by all the row strips while it stays in L1.
+        let mut s = cols.start;
+        while s < cols.end {
             let j = s * NR;
             let nr = NR.min(n - j);
+            if pairs && s + 1 < cols.end && n - j >= 2 * NR {
+                for t in rows.clone() {
+                    pair(&a_strip(t), s, b.data[j..].as_ptr(), b.row_stride);
+                }
+                s += 2;
+                continue;
+            }
             let (b_ptr, b_step) = if nr == NR && b.col_stride == 1 {
                 (b.data[j..].as_ptr(), b.row_stride)
             } else {
@@ -170,6 +207,7 @@ fn compute_tiles(
             for t in rows.clone() {
                 tile(&a_strip(t), s, b_ptr, b_step);
             }
+            s += 1;
         }
     });
 }

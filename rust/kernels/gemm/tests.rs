@@ -399,7 +399,8 @@ fn simd_and_portable_drivers_agree() {
 
 /// The AVX-512 pair kernel gives bitwise the AVX2 kernel's results, with
 /// alpha, beta, ldc, bias, ReLU and a NaN, on products whose strips pair up
-/// and on ones with an odd strip, a narrow right edge and a bottom edge.
+/// and on ones with an odd strip, a narrow right edge and a bottom edge, on
+/// the packed and the direct path, serial and parallel.
 /// Prints a note and checks nothing more on a CPU without AVX-512.
 #[cfg(target_arch = "x86_64")]
 #[test]
@@ -413,42 +414,63 @@ fn avx512_pair_kernel_gives_the_avx2_bits() {
         (100, 160, 600, 170),
         (31, 3 * NR, 130, 50),
         (29, 5 * NR + 7, 700, 90),
+        (7, 3 * NR + 5, 60, 60),
     ] {
-        let mut a_data = values(m * k, 30);
-        a_data[k + 3] = f32::NAN; // row 1 of C becomes NaN, ReLU or not
-        let b_data = values(k * n, 31);
-        let bias = values(m, 32);
-        let c0 = values(m * ldc, 33);
-        let a = MatRef::row_major(&a_data, m, k);
-        let b = MatRef::row_major(&b_data, k, n);
         for relu in [false, true] {
-            let epilogue = Epilogue {
-                row_bias: Some(&bias),
-                relu,
-            };
             for parallel in [false, true] {
-                let run = |kernels: tile::Kernels| {
-                    let mut c = c0.clone();
-                    driver::run(0.5, a, &b, -1.5, &mut c, ldc, &epilogue, parallel, kernels);
-                    c
-                };
-                let (avx2, avx512) = (run(tile::Kernels::avx2()), run(tile::Kernels::avx512()));
-                assert!(avx512[ldc].is_nan(), "{m}x{n}x{k}: NaN lost");
-                for (idx, (x, y)) in avx2.iter().zip(&avx512).enumerate() {
-                    assert_eq!(x.to_bits(), y.to_bits(), "{m}x{n}x{k} at {idx}: {x} vs {y}");
+                for packed in [true, false] {
+                    check_avx512_bits(m, n, k, ldc, relu, parallel, packed);
                 }
-                let plain = naive(a, b);
-                let (i, j) = (m - 1, n - 1);
-                let want = 0.5 * plain[i * n + j] - 1.5 * c0[i * ldc + j] as f64 + bias[i] as f64;
-                let want = if relu { want.max(0.0) } else { want };
-                let got = avx512[i * ldc + j] as f64;
-                assert!(
-                    (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                    "{got} vs {want}"
-                );
             }
         }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+fn check_avx512_bits(
+    m: usize,
+    n: usize,
+    k: usize,
+    ldc: usize,
+    relu: bool,
+    parallel: bool,
+    packed: bool,
+) {
+    let mut a_data = values(m * k, 30);
+    a_data[k + 3] = f32::NAN; // row 1 of C becomes NaN, ReLU or not
+    let b_data = values(k * n, 31);
+    let bias = values(m, 32);
+    let c0 = values(m * ldc, 33);
+    let a = MatRef::row_major(&a_data, m, k);
+    let b = MatRef::row_major(&b_data, k, n);
+    let epilogue = Epilogue {
+        row_bias: Some(&bias),
+        relu,
+    };
+    let run = |kernels: tile::Kernels| {
+        let mut c = c0.clone();
+        if packed {
+            driver::run(0.5, a, &b, -1.5, &mut c, ldc, &epilogue, parallel, kernels);
+        } else {
+            direct::run(0.5, a, b, -1.5, &mut c, ldc, &epilogue, parallel, kernels);
+        }
+        c
+    };
+    let (avx2, avx512) = (run(tile::Kernels::avx2()), run(tile::Kernels::avx512()));
+    let what = format!("{m}x{n}x{k}, relu {relu}, parallel {parallel}, packed {packed}");
+    assert!(avx512[ldc].is_nan(), "{what}: NaN lost");
+    for (idx, (x, y)) in avx2.iter().zip(&avx512).enumerate() {
+        assert_eq!(x.to_bits(), y.to_bits(), "{what} at {idx}: {x} vs {y}");
+    }
+    let plain = naive(a, b);
+    let (i, j) = (m - 1, n - 1);
+    let want = 0.5 * plain[i * n + j] - 1.5 * c0[i * ldc + j] as f64 + bias[i] as f64;
+    let want = if relu { want.max(0.0) } else { want };
+    let got = avx512[i * ldc + j] as f64;
+    assert!(
+        (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+        "{what}: {got} vs {want}"
+    );
 }
 
 /// Not a test: `cargo test --profile dev-opt --lib timing_breakdown -- --ignored --nocapture`
