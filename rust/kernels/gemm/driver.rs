@@ -271,6 +271,9 @@ impl<B: PackB + ?Sized> PackB for ColumnRange<'_, B> {
     }
 }
 
+/// The least work (flops) worth a column task of its own: about 10 us on one core.
+const MIN_TASK_FLOPS: usize = 1_000_000;
+
 /// One task per thread, each computing whole columns of C (a run of NR-wide
 /// strips) with the serial blocked loop: every C tile sees the same K blocks
 /// in the same order as in the serial product, so the bits do not depend on
@@ -286,8 +289,11 @@ fn run_column_tasks<B: PackB + ?Sized>(
     epilogue: &Epilogue,
     kernels: Kernels,
 ) {
-    let n = b.cols();
-    let tasks = threading::num_threads();
+    let (m, k, n) = (a.rows, a.cols, b.cols());
+    // No more tasks than there is work for: on many threads a small product
+    // (a LeNet layer's) would otherwise wake every worker for a few
+    // microseconds of work each. The split does not change the bits.
+    let tasks = threading::num_threads().min((flops(m, n, k) / MIN_TASK_FLOPS).max(2));
     let strips_per_task = n.div_ceil(NR).div_ceil(tasks);
     threading::for_each_task(tasks, &|t| {
         let j0 = t * strips_per_task * NR;
