@@ -8,7 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::blocking::{MR, NR};
-use super::tile::{AOperand, TileUpdate};
+use super::tile::{store_vector, AOperand, TileUpdate};
 use crate::kernels::simd;
 
 /// Sum over p < kc of A[r, p] * B[p, 0..16], with A[r, p] at
@@ -94,30 +94,23 @@ unsafe fn store_tile<const ROWS: usize, const VECS: usize>(
     update: &TileUpdate,
     bias: Option<&[f32; MR]>,
 ) {
-    let alpha = _mm256_set1_ps(update.alpha);
-    let beta = _mm256_set1_ps(update.beta);
-    let zero = _mm256_setzero_ps();
     for (r, acc_row) in acc.iter().enumerate() {
         let row = c.add(r * ldc);
         for (v, &acc_val) in acc_row.iter().enumerate() {
-            let dst = row.add(8 * v);
-            // alpha == 1 (nearly every call) skips the multiply: same bits.
-            let mut x = if update.alpha == 1.0 {
-                acc_val
-            } else {
-                _mm256_mul_ps(alpha, acc_val)
-            };
-            if update.beta != 0.0 {
-                x = _mm256_fmadd_ps(beta, _mm256_loadu_ps(dst), x);
-            }
-            if let Some(bias) = bias {
-                x = _mm256_add_ps(x, _mm256_set1_ps(bias[r]));
-            }
-            if update.relu {
-                // max_ps returns its second operand when either is NaN: NaN stays NaN.
-                x = _mm256_max_ps(zero, x);
-            }
-            _mm256_storeu_ps(dst, x);
+            store_vector!(
+                acc_val,
+                row.add(8 * v),
+                update,
+                bias.map(|b| b[r]),
+                _mm256_set1_ps,
+                _mm256_mul_ps,
+                _mm256_fmadd_ps,
+                _mm256_loadu_ps,
+                _mm256_add_ps,
+                _mm256_max_ps,
+                _mm256_setzero_ps,
+                _mm256_storeu_ps
+            );
         }
     }
 }

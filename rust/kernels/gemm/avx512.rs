@@ -15,7 +15,7 @@
 use std::arch::x86_64::*;
 
 use super::blocking::MR;
-use super::tile::{AOperand, TileUpdate};
+use super::tile::{store_vector, AOperand, TileUpdate};
 
 /// Sum over p < kc of A[r, p] * [B0[p, 0..16], B1[p, 0..16]], with A[r, p] at
 /// `rows[r] + p * a_step` and row p of strip i at `bi + p * b_step`. A macro
@@ -70,33 +70,29 @@ pub unsafe fn kernel_6x32(
         // A packed strip: one pointer, constant displacements.
         let base = a.rows[0];
         k_loop_pair!(kc, std::array::from_fn(|r| base.add(r)), MR, b0, b1, b_step)
+    } else if a.step == 1 {
+        // Row-major A read in place (direct path).
+        k_loop_pair!(kc, a.rows, 1, b0, b1, b_step)
     } else {
         k_loop_pair!(kc, a.rows, a.step, b0, b1, b_step)
     };
-    let alpha = _mm512_set1_ps(update.alpha);
-    let beta = _mm512_set1_ps(update.beta);
-    let zero = _mm512_setzero_ps();
     for (r, acc_row) in acc.iter().enumerate() {
         let row = c.add(r * ldc);
         for (v, &acc_val) in acc_row.iter().enumerate() {
-            let dst = row.add(16 * v);
-            // The same steps as avx2.rs's store_tile, hence the same bits.
-            let mut x = if update.alpha == 1.0 {
-                acc_val
-            } else {
-                _mm512_mul_ps(alpha, acc_val)
-            };
-            if update.beta != 0.0 {
-                x = _mm512_fmadd_ps(beta, _mm512_loadu_ps(dst), x);
-            }
-            if let Some(bias) = bias {
-                x = _mm512_add_ps(x, _mm512_set1_ps(bias[r]));
-            }
-            if update.relu {
-                // max returns its second operand when either is NaN: NaN stays NaN.
-                x = _mm512_max_ps(zero, x);
-            }
-            _mm512_storeu_ps(dst, x);
+            store_vector!(
+                acc_val,
+                row.add(16 * v),
+                update,
+                bias.map(|b| b[r]),
+                _mm512_set1_ps,
+                _mm512_mul_ps,
+                _mm512_fmadd_ps,
+                _mm512_loadu_ps,
+                _mm512_add_ps,
+                _mm512_max_ps,
+                _mm512_setzero_ps,
+                _mm512_storeu_ps
+            );
         }
     }
 }

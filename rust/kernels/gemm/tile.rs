@@ -13,6 +13,37 @@ pub struct TileUpdate {
     pub relu: bool,
 }
 
+/// One vector of a finished tile row into C, with one SIMD width's
+/// intrinsics: `c = alpha * acc + beta * c` (C unread when beta == 0; the
+/// multiply skipped when alpha == 1, same bits), then `+ bias`, then ReLU
+/// (max returns its second operand when either is NaN: NaN stays NaN). The
+/// AVX2 and AVX-512 kernels both store through this, so that they give the
+/// same bits.
+#[cfg(target_arch = "x86_64")]
+macro_rules! store_vector {
+    ($acc:expr, $dst:expr, $update:expr, $bias:expr,
+     $set1:ident, $mul:ident, $fmadd:ident, $load:ident, $add:ident, $max:ident, $zero:ident, $store:ident) => {{
+        let (update, dst): (&TileUpdate, *mut f32) = ($update, $dst);
+        let mut x = if update.alpha == 1.0 {
+            $acc
+        } else {
+            $mul($set1(update.alpha), $acc)
+        };
+        if update.beta != 0.0 {
+            x = $fmadd($set1(update.beta), $load(dst), x);
+        }
+        if let Some(bias) = $bias {
+            x = $add(x, $set1(bias));
+        }
+        if update.relu {
+            x = $max($zero(), x);
+        }
+        $store(dst, x);
+    }};
+}
+#[cfg(target_arch = "x86_64")]
+pub(super) use store_vector;
+
 /// The MR rows of A a tile reads: A[r, p] is at `rows[r] + p * step`.
 /// `consecutive` says that `rows[r] = rows[0] + r`, which lets the kernel
 /// address all six with one pointer: a packed strip (`step = MR`) or the
