@@ -292,8 +292,8 @@ fn forward_block(
 ///
 /// dU is the sum over blocks of tiles. Where it is small (few channels), the
 /// blocks are split into chunks fixed by the problem size, each chunk summed
-/// into a private dU by one task (one fork-join per call), and the partials
-/// added in chunk order. Otherwise (one chunk) the blocks are reduced in turn,
+/// into a private dU by one task (with its steps on the pool too when there
+/// are fewer chunks than threads), and the partials added in chunk order. Otherwise (one chunk) the blocks are reduced in turn,
 /// each step of a block on the pool (the 16 GEMMs side by side). Either way the
 /// order of every sum depends on the shape only, never on the thread count.
 pub fn weight_grad(p: &Conv2dParams, x: &[f32], dy: &[f32], dw: &mut [f32]) {
