@@ -2,9 +2,10 @@
 //! 64-byte aligned row-major operands, best of 7 timed rounds.
 //!
 //! `cargo run --release --example gemm_timing -- M K N` (`OFF=4` shifts the
-//! operands by 4 floats off the alignment).
+//! operands by 4 floats off the alignment; `PARALLEL=1` times the pool's
+//! product instead, on `CNNRS_NUM_THREADS` threads).
 
-use cnnrs::kernels::gemm::{gemm_serial, MatRef};
+use cnnrs::kernels::gemm::{gemm, gemm_serial, MatRef};
 use std::time::Instant;
 
 fn main() {
@@ -17,6 +18,11 @@ fn main() {
         std::process::exit(2);
     };
     let off: usize = std::env::var("OFF").map_or(0, |s| s.parse().expect("OFF as an integer"));
+    let product = if std::env::var("PARALLEL").is_ok_and(|v| v == "1") {
+        gemm
+    } else {
+        gemm_serial
+    };
     let mut a_buf = vec![0f32; m * k + 32];
     let mut b_buf = vec![0f32; k * n + 32];
     let mut c_buf = vec![0f32; m * n + 32];
@@ -39,7 +45,7 @@ fn main() {
     for _ in 0..7 {
         let t = Instant::now();
         for _ in 0..reps {
-            gemm_serial(
+            product(
                 1.0,
                 MatRef::row_major(a, m, k),
                 MatRef::row_major(b, k, n),
