@@ -163,11 +163,20 @@ pub fn for_each_task(tasks: usize, task: &(dyn Fn(usize) + Sync)) {
         }
     }
     let start = Instant::now();
+    let mut spins = 0u32;
     while shared.running.load(Ordering::Acquire) != 0 {
         if start.elapsed() < CALLER_SPIN {
-            // Yield rather than only spin: if the OS put a worker of this call on
-            // the caller's core, spinning would keep it from running.
-            std::thread::yield_now();
+            std::hint::spin_loop();
+            spins += 1;
+            if spins.is_multiple_of(64) {
+                // Yield now and then rather than only spin: if the OS put a
+                // worker of this call on the caller's core, spinning would
+                // keep it from running. Not on every turn: a yield is a
+                // system call (about a microsecond on this VM), and a caller
+                // that yielded on every turn noticed the end of a 64^3
+                // product's tasks late.
+                std::thread::yield_now();
+            }
         } else {
             std::thread::park_timeout(Duration::from_millis(1));
         }
@@ -278,12 +287,15 @@ fn keep_warm(pool: &ThreadPool) {
     let deadline = Instant::now() + KEEP_WARM;
     for _ in 1..pool.current_num_threads() {
         pool.spawn(move || {
+            let mut spins = 0u32;
             while GENERATION.load(Ordering::Acquire) == generation && Instant::now() < deadline {
-                for _ in 0..32 {
-                    std::hint::spin_loop();
+                std::hint::spin_loop();
+                spins += 1;
+                if spins.is_multiple_of(128) {
+                    // Let the calling thread run if the OS put it on this
+                    // core; not on every turn (see `for_each_task`'s wait).
+                    std::thread::yield_now();
                 }
-                // Let the calling thread run if the OS put it on this core.
-                std::thread::yield_now();
             }
         });
     }

@@ -88,10 +88,11 @@ pub fn run(
     });
 }
 
-/// A direct product goes on the pool from this much work (about 10 us on
-/// one core). Measured on 2 threads: a 96^3 product (1.8 MFLOP) 17.0 -> 13.5
-/// us; a 64^3 one (0.5 MFLOP) gained nothing, so it stays serial.
-const DIRECT_PARALLEL_MIN_FLOPS: usize = 1_000_000;
+/// A direct product goes on the pool from this much work (a 64^3 product,
+/// about 5 us on one core). Measured on 2 threads: 96^3 17.0 -> 13.5 us;
+/// 64^3 gained only once the waits in `threading` stopped yielding on every
+/// spin (suite, against numpy: 0.77-1.02x serial, 1.19-1.34x on the pool).
+const DIRECT_PARALLEL_MIN_FLOPS: usize = 400_000;
 /// The least work per task of a parallel direct product (it packs nothing,
 /// so small tasks cost little).
 const DIRECT_TASK_FLOPS: usize = 250_000;
