@@ -8,7 +8,7 @@
 use std::arch::x86_64::*;
 
 use super::blocking::{MR, NR};
-use super::tile::{store_vector, AOperand, TileUpdate};
+use super::tile::{prefetch_c_tile, store_vector, AOperand, TileUpdate};
 use crate::kernels::simd;
 
 /// Sum over p < kc of A[r, p] * B[p, 0..16], with A[r, p] at
@@ -57,13 +57,7 @@ pub unsafe fn kernel_6x16(
     update: &TileUpdate,
     bias: Option<&[f32; MR]>,
 ) {
-    // The C tile is read (beta != 0) or written only after the k loop: start
-    // fetching its 12 cache lines now so the misses overlap the arithmetic.
-    for r in 0..MR {
-        let row = c.add(r * ldc) as *const i8;
-        _mm_prefetch::<_MM_HINT_T0>(row);
-        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(4 * (NR - 1)));
-    }
+    prefetch_c_tile(c, ldc, NR);
     // The k loop is inlined three times with what is known at compile time,
     // so that the loads become base + constant displacement where possible.
     let acc = if a.consecutive && a.step == MR && b_step == NR {

@@ -14,8 +14,8 @@
 
 use std::arch::x86_64::*;
 
-use super::blocking::MR;
-use super::tile::{store_vector, AOperand, TileUpdate};
+use super::blocking::{MR, NR};
+use super::tile::{prefetch_c_tile, store_vector, AOperand, TileUpdate};
 
 /// Sum over p < kc of A[r, p] * [B0[p, 0..16], B1[p, 0..16]], with A[r, p] at
 /// `rows[r] + p * a_step` and row p of strip i at `bi + p * b_step`. A macro
@@ -59,13 +59,7 @@ pub unsafe fn kernel_6x32(
     update: &TileUpdate,
     bias: Option<&[f32; MR]>,
 ) {
-    // The C tile is read or written only after the k loop: fetch its 12
-    // cache lines now so the misses overlap the arithmetic.
-    for r in 0..MR {
-        let row = c.add(r * ldc) as *const i8;
-        _mm_prefetch::<_MM_HINT_T0>(row);
-        _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(4 * 31));
-    }
+    prefetch_c_tile(c, ldc, 2 * NR);
     let acc = if a.consecutive && a.step == MR {
         // A packed strip: one pointer, constant displacements.
         let base = a.rows[0];

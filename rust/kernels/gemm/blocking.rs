@@ -22,9 +22,23 @@ pub const MB: usize = 16 * MC;
 /// Columns of the packed B panel; a multiple of NR.
 pub const NC: usize = 4080;
 
-/// Products below this many flops stay on the calling thread (4x the crate's
-/// `PARALLEL_MIN_FLOPS`: about a 100^3 product, 20 us on one core).
+/// Packed and thin products below this many flops stay on the calling thread
+/// (4x the crate's `PARALLEL_MIN_FLOPS`: about a 100^3 product, 20 us on one
+/// core). The direct path has its own, lower bar: it packs nothing.
 pub const GEMM_PARALLEL_MIN_FLOPS: usize = 4 * crate::threading::PARALLEL_MIN_FLOPS;
+
+/// The least work (flops) worth a packed column task of its own (each packs
+/// all of A): about 10 us on one core.
+pub const COLUMN_TASK_MIN_FLOPS: usize = 1_000_000;
+
+/// A direct product goes on the pool from this much work (a 64^3 product,
+/// about 5 us on one core). Measured on 2 threads: 96^3 17.0 -> 13.5 us;
+/// 64^3 gained only once the waits in `threading` stopped yielding on every
+/// spin (suite, against numpy: 0.77-1.02x serial, 1.19-1.34x on the pool).
+pub const DIRECT_PARALLEL_MIN_FLOPS: usize = 400_000;
+/// The least work per task of a parallel direct product (it packs nothing,
+/// so small tasks cost little).
+pub const DIRECT_TASK_FLOPS: usize = 250_000;
 
 /// Below this many flops, or with at most `DIRECT_MAX_M` rows or
 /// `DIRECT_MAX_N` columns in C, a product whose B is a plain matrix skips

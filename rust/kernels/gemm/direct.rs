@@ -8,7 +8,7 @@
 //! Each C tile is reduced over the full k by one task, so the result does not
 //! depend on the thread count or the task split.
 
-use super::blocking::{MR, NR};
+use super::blocking::{DIRECT_PARALLEL_MIN_FLOPS, DIRECT_TASK_FLOPS, MR, NR};
 use super::driver::{with_buffer, CPtr, EDGE_BUF};
 use super::tile::{compute_tile, AOperand, Kernels, TileUpdate};
 use super::{Epilogue, MatRef, PackB};
@@ -87,15 +87,6 @@ pub fn run(
         task(rows, cols);
     });
 }
-
-/// A direct product goes on the pool from this much work (a 64^3 product,
-/// about 5 us on one core). Measured on 2 threads: 96^3 17.0 -> 13.5 us;
-/// 64^3 gained only once the waits in `threading` stopped yielding on every
-/// spin (suite, against numpy: 0.77-1.02x serial, 1.19-1.34x on the pool).
-const DIRECT_PARALLEL_MIN_FLOPS: usize = 400_000;
-/// The least work per task of a parallel direct product (it packs nothing,
-/// so small tasks cost little).
-const DIRECT_TASK_FLOPS: usize = 250_000;
 
 /// Computes the tiles of row strips `rows` x column strips `cols`.
 #[allow(clippy::too_many_arguments)]

@@ -14,7 +14,9 @@ use std::cell::Cell;
 
 use rayon::prelude::*;
 
-use super::blocking::{block_size, split, GEMM_PARALLEL_MIN_FLOPS, KC, MB, MC, MR, NC, NR};
+use super::blocking::{
+    block_size, split, COLUMN_TASK_MIN_FLOPS, GEMM_PARALLEL_MIN_FLOPS, KC, MB, MC, MR, NC, NR,
+};
 use super::pack::{pack_a, PackB};
 use super::tile::{compute_tile, AOperand, Kernels, TileUpdate};
 use super::{Epilogue, MatRef};
@@ -271,9 +273,6 @@ impl<B: PackB + ?Sized> PackB for ColumnRange<'_, B> {
     }
 }
 
-/// The least work (flops) worth a column task of its own: about 10 us on one core.
-const MIN_TASK_FLOPS: usize = 1_000_000;
-
 /// One task per thread, each computing whole columns of C (a run of NR-wide
 /// strips) with the serial blocked loop: every C tile sees the same K blocks
 /// in the same order as in the serial product, so the bits do not depend on
@@ -293,7 +292,7 @@ fn run_column_tasks<B: PackB + ?Sized>(
     // No more tasks than there is work for: on many threads a small product
     // (a LeNet layer's) would otherwise wake every worker for a few
     // microseconds of work each. The split does not change the bits.
-    let tasks = threading::num_threads().min((flops(m, n, k) / MIN_TASK_FLOPS).max(2));
+    let tasks = threading::num_threads().min((flops(m, n, k) / COLUMN_TASK_MIN_FLOPS).max(2));
     let strips_per_task = n.div_ceil(NR).div_ceil(tasks);
     threading::for_each_task(tasks, &|t| {
         let j0 = t * strips_per_task * NR;

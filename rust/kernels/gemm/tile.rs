@@ -44,6 +44,23 @@ macro_rules! store_vector {
 #[cfg(target_arch = "x86_64")]
 pub(super) use store_vector;
 
+/// Starts fetching the C tile (MR rows of `width` floats at `c`, row stride
+/// `ldc`) into L1: a kernel reads or writes it only after its k loop, so the
+/// misses overlap the arithmetic. `width` is at most 32 (two cache lines).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(super) fn prefetch_c_tile(c: *mut f32, ldc: usize, width: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    for r in 0..MR {
+        let row = c.wrapping_add(r * ldc) as *const i8;
+        // SAFETY: prefetching never faults, whatever the address.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(row);
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(4 * (width - 1)));
+        }
+    }
+}
+
 /// The MR rows of A a tile reads: A[r, p] is at `rows[r] + p * step`.
 /// `consecutive` says that `rows[r] = rows[0] + r`, which lets the kernel
 /// address all six with one pointer: a packed strip (`step = MR`) or the
